@@ -87,7 +87,11 @@ class AudioOutput(ABC):
 
     @abstractmethod
     def flush(self) -> float:
-        """Drop everything not yet played, at once (barge-in). Returns seconds dropped."""
+        """Drop everything not yet played, at once (barge-in). Returns seconds dropped.
+
+        This includes the frame of a `write` that is waiting for buffer space: that write
+        returns without queuing it, so no audio written before a flush is heard after it.
+        """
 
     @abstractmethod
     async def wait_for_playout(self) -> None:

@@ -66,7 +66,7 @@ class LLM(ABC):
 
     @overload
     def register_function(
-        self, *, name: str | None = None, description: str | None = None
+        self, fn: None = None, /, *, name: str | None = None, description: str | None = None
     ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
     def register_function(

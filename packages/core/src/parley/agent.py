@@ -1,0 +1,181 @@
+"""`Agent`: instructions, tools and parts — the persona users write.
+
+Style A: the agent owns its parts and edge (``Agent(edge=..., llm=..., tts=..., stt=...)``),
+then ``async with agent.join(call): ...``. Style B: subclass it with ``on_enter``/``on_exit``
+and give an `AgentSession` a pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from parley.chat import ChatContext
+from parley.edge import Call, Edge, User
+from parley.llm import LLM
+from parley.pipeline import CascadingPipeline, RealtimePipeline
+from parley.realtime import Realtime
+from parley.speech import SpeechHandle
+from parley.stt import STT, BatchSTT
+from parley.tools import FunctionTool, ToolRegistry
+from parley.tts import TTS
+from parley.turn import TurnDetector
+from parley.vad import VAD
+
+if TYPE_CHECKING:
+    from parley.session import AgentSession
+
+
+def _resolve(kind: str, part: Any) -> Any:
+    if isinstance(part, str):
+        from parley.plugins import resolve
+
+        return resolve(kind, part)
+    return part
+
+
+class Agent:
+    """An agent persona and, optionally, its parts.
+
+    ``llm`` may be an LLM or a Realtime model (then it runs a `RealtimePipeline`). Spec strings
+    are resolved here, so ``agent.llm.register_function`` works right after construction.
+    """
+
+    def __init__(
+        self,
+        instructions: str = "",
+        *,
+        tools: Sequence[Any] = (),
+        llm: LLM | Realtime | str | None = None,
+        stt: STT | BatchSTT | str | None = None,
+        tts: TTS | str | None = None,
+        vad: VAD | str | None = None,
+        turn_detector: TurnDetector | str | None = None,
+        edge: Edge | str | None = None,
+        agent_user: User | None = None,
+        processors: Sequence[Any] = (),
+        mcp_servers: Sequence[Any] = (),
+    ) -> None:
+        self.chat_ctx = ChatContext()
+        self._instructions = ""
+        self.instructions = instructions
+        self.tools = ToolRegistry()
+        for tool in tools:
+            self.tools.register(tool)
+        if isinstance(llm, str):
+            llm = _resolve("realtime" if llm.startswith("realtime:") else "llm", llm.removeprefix("realtime:"))
+        self.llm: Any = llm
+        self.stt = stt
+        self.tts = tts
+        self.vad = vad
+        self.turn_detector = turn_detector
+        self.edge: Any = edge
+        self.agent_user = agent_user or User()
+        self.processors = list(processors)
+        self.mcp_servers = list(mcp_servers)
+        self._mcp_tools: list[FunctionTool] = []
+        self.session: AgentSession | None = None
+
+    @classmethod
+    def local(cls, instructions: str = "You are a helpful voice assistant.", **kwargs: Any) -> Agent:
+        """An agent on the offline parts (preset ``"local"``): no key, no account.
+
+        ``PARLEY_LLM`` (a spec string such as ``"openai/gpt-4o-mini"``) swaps in another LLM,
+        so the same demo can use a cloud model when a key is available.
+        """
+        kwargs.setdefault("stt", "local")
+        kwargs.setdefault("tts", "local")
+        kwargs.setdefault("vad", "local")
+        kwargs.setdefault("llm", os.environ.get("PARLEY_LLM") or "local")
+        return cls(instructions, **kwargs)
+
+    # --- persona -------------------------------------------------------------------------------
+
+    @property
+    def instructions(self) -> str:
+        return self._instructions
+
+    @instructions.setter
+    def instructions(self, value: str) -> None:
+        self._instructions = value
+        if value:
+            self.chat_ctx.set_instructions(value)
+
+    async def on_enter(self) -> None:
+        """The session started; greet the user here (``await self.session.say(...)``)."""
+
+    async def on_exit(self) -> None:
+        """The session is closing (called exactly once)."""
+
+    def all_tools(self) -> list[FunctionTool]:
+        tools = list(self.tools)
+        llm = self.session.llm if self.session is not None else None
+        for source in (llm, self.llm if self.llm is not llm else None):
+            if isinstance(source, LLM):
+                tools.extend(source.tools)
+        tools.extend(self._mcp_tools)
+        return tools
+
+    def default_pipeline(self) -> CascadingPipeline | RealtimePipeline:
+        if isinstance(self.llm, Realtime):
+            return RealtimePipeline(self.llm)
+        return CascadingPipeline(
+            stt=self.stt, llm=self.llm, tts=self.tts, vad=self.vad, turn_detector=self.turn_detector
+        )
+
+    def _attach(self, session: AgentSession) -> None:
+        if self.session is not None and not self.session.closed:
+            raise RuntimeError("this agent already runs in a session; create one agent per session")
+        self.session = session
+
+    async def load_mcp_tools(self) -> None:
+        """List the tools of ``mcp_servers`` (called when the session starts)."""
+        tools: list[FunctionTool] = []
+        for server in self.mcp_servers:
+            tools.extend(await server.list_tools())
+        self._mcp_tools = tools
+
+    # --- style A -------------------------------------------------------------------------------
+
+    def _edge(self) -> Edge:
+        if self.edge is None:
+            raise RuntimeError("this agent has no edge: pass edge=... (e.g. edge='webrtc')")
+        if isinstance(self.edge, str):
+            self.edge = _resolve("edge", self.edge)
+        edge: Edge = self.edge
+        return edge
+
+    async def create_call(self, call_type: str, call_id: str, **options: Any) -> Call:
+        return await self._edge().create_call(call_type, call_id, **options)
+
+    @asynccontextmanager
+    async def join(self, call: Call, *, wake_up: float | None = None) -> AsyncIterator[AgentSession]:
+        """Join ``call`` and run a session on it; leaving the block closes the session."""
+        from parley.session import AgentSession
+
+        session = AgentSession(self, wake_up=wake_up)
+        connection = await call.edge.join(call, self.agent_user)
+        try:
+            await session.start(connection)
+            yield session
+        finally:
+            await session.close()
+
+    def _running_session(self) -> AgentSession:
+        if self.session is None or self.session.closed:
+            raise RuntimeError("the agent is not in a call; use `async with agent.join(call):`")
+        return self.session
+
+    def say(self, text: str, interruptible: bool = True) -> SpeechHandle:
+        """Speak ``text``; ``await`` the result to wait until it was played."""
+        return self._running_session().say(text, interruptible=interruptible)
+
+    def simple_response(self, text: str) -> SpeechHandle:
+        """Answer ``text`` with the LLM as if the user had said it; awaitable until played."""
+        return self._running_session().generate_reply(text)
+
+    async def finish(self) -> None:
+        """Return when the call ends or the session closes."""
+        await self._running_session().wait()

@@ -1,0 +1,119 @@
+"""Pipelines: which parts a session runs, and the policies it runs them with.
+
+`CascadingPipeline` is STT → LLM → TTS (with optional VAD and turn detector);
+`RealtimePipeline` is one speech-to-speech model. Parts may be objects or spec strings
+(``"openai/gpt-4o-mini"``, ``"deepgram?model=nova-3"``, ``"local"``) resolved through the
+plugin registry when the session starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from parley.llm import LLM
+from parley.policy import InterruptionOptions, ProviderTimeouts, ToolOptions, TurnOptions
+from parley.realtime import Realtime
+from parley.stt import STT, BatchSTT
+from parley.tts import TTS
+from parley.turn import TurnDetector
+from parley.vad import VAD
+
+
+def _resolve(kind: str, part: Any) -> Any:
+    if part is None or not isinstance(part, str):
+        return part
+    from parley.plugins import resolve
+
+    return resolve(kind, part)
+
+
+@dataclass(slots=True)
+class CascadingParts:
+    stt: STT
+    llm: LLM
+    tts: TTS
+    vad: VAD | None
+    turn_detector: TurnDetector | None
+
+    def all(self) -> list[Any]:
+        return [p for p in (self.vad, self.stt, self.llm, self.tts, self.turn_detector) if p]
+
+
+class CascadingPipeline:
+    def __init__(
+        self,
+        stt: STT | BatchSTT | str | None = None,
+        llm: LLM | str | None = None,
+        tts: TTS | str | None = None,
+        vad: VAD | str | None = None,
+        turn_detector: TurnDetector | str | None = None,
+        *,
+        turn: TurnOptions | None = None,
+        interruption: InterruptionOptions | None = None,
+        tools: ToolOptions | None = None,
+        timeouts: ProviderTimeouts | None = None,
+        max_history: int | None = None,
+    ) -> None:
+        self.stt = stt
+        self.llm = llm
+        self.tts = tts
+        self.vad = vad
+        self.turn_detector = turn_detector
+        self.turn = turn or TurnOptions()
+        self.interruption = interruption or InterruptionOptions()
+        self.tool_options = tools or ToolOptions()
+        self.timeouts = timeouts or ProviderTimeouts()
+        self.max_history = max_history
+
+    def build(self) -> CascadingParts:
+        """Resolve spec strings and wrap a batch STT with VAD segmentation."""
+        missing = [name for name in ("stt", "llm", "tts") if getattr(self, name) is None]
+        if missing:
+            raise ValueError(
+                f"CascadingPipeline needs stt, llm and tts; missing: {', '.join(missing)}. "
+                'Pass parts or spec strings, e.g. stt="local".'
+            )
+        vad = _resolve("vad", self.vad)
+        stt = _resolve("stt", self.stt)
+        if isinstance(stt, BatchSTT):
+            if vad is None:
+                raise ValueError(
+                    f"{type(stt).__name__} transcribes whole utterances and needs a VAD to cut "
+                    'them: pass vad=... (e.g. vad="silero", from parley-silero)'
+                )
+            from parley.segmenting import VADSegmentedSTT
+
+            stt = VADSegmentedSTT(stt, vad)
+        llm = _resolve("llm", self.llm)
+        tts = _resolve("tts", self.tts)
+        turn_detector = _resolve("turn", self.turn_detector)
+        for name, value, kind in (("stt", stt, STT), ("llm", llm, LLM), ("tts", tts, TTS)):
+            if not isinstance(value, kind):
+                raise TypeError(f"{name} must be a {kind.__name__} (or a spec string), got {value!r}")
+        if vad is not None and not isinstance(vad, VAD):
+            raise TypeError(f"vad must be a VAD (or a spec string), got {vad!r}")
+        return CascadingParts(stt, llm, tts, vad, turn_detector)
+
+
+class RealtimePipeline:
+    def __init__(
+        self,
+        model: Realtime | str,
+        *,
+        interruption: InterruptionOptions | None = None,
+        tools: ToolOptions | None = None,
+    ) -> None:
+        self.model = model
+        self.interruption = interruption or InterruptionOptions()
+        self.tool_options = tools or ToolOptions()
+
+    def build(self) -> Realtime:
+        model = _resolve("realtime", self.model)
+        if not isinstance(model, Realtime):
+            raise TypeError(f"model must be a Realtime model (or a spec string), got {model!r}")
+        return model
+
+
+RealTimePipeline = RealtimePipeline
+Pipeline = CascadingPipeline | RealtimePipeline

@@ -1,0 +1,65 @@
+"""Turn-taking and barge-in settings. Waits here are policy, chosen by the user, not overhead."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOptions:
+    """When is the user done speaking?
+
+    After the user stops (VAD speech end, or a final transcript when there is no VAD), the
+    engine waits ``min_endpointing_delay`` seconds for more speech before it answers. With a
+    turn detector, an unlikely end of turn (probability below the detector's threshold) waits
+    up to ``max_endpointing_delay`` instead. An STT that reports ``end_of_turn`` itself ends
+    the turn at once. ``final_transcript_timeout`` bounds the wait for a late final transcript
+    after VAD speech end.
+    """
+
+    min_endpointing_delay: float = 0.4
+    max_endpointing_delay: float = 2.0
+    final_transcript_timeout: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_endpointing_delay <= self.max_endpointing_delay:
+            raise ValueError(
+                "need 0 <= min_endpointing_delay <= max_endpointing_delay, got "
+                f"{self.min_endpointing_delay} and {self.max_endpointing_delay}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class InterruptionOptions:
+    """Barge-in policy while the agent speaks.
+
+    On user speech the agent pauses at once (its queued audio is flushed from the Edge). The
+    pause becomes an interruption when the user has spoken ``min_duration`` seconds or
+    ``min_words`` words. If neither happens within ``false_interruption_timeout`` seconds
+    after the user goes quiet, it was a false interruption (a cough, "mm-hm") and the agent
+    resumes where it stopped when ``resume_false_interruption`` is set (otherwise it stays
+    stopped). ``enabled=False`` makes the agent ignore the user while it speaks.
+    """
+
+    enabled: bool = True
+    min_duration: float = 0.5
+    min_words: int = 0
+    false_interruption_timeout: float = 1.0
+    resume_false_interruption: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOptions:
+    """Tool execution: calls of one round run in parallel, each bounded by ``timeout``
+    (a tool's own timeout wins); after ``max_rounds`` rounds the model must answer in text."""
+
+    timeout: float = 20.0
+    max_rounds: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderTimeouts:
+    """A provider never hangs a session: a stage that produces nothing for this long fails."""
+
+    llm_first_token: float = 15.0
+    tts_first_audio: float = 10.0

@@ -1,0 +1,428 @@
+"""`AgentSession`: one agent on one call, from start to close.
+
+The session owns the lifecycle (state, events, wake-up timer, metrics, cleanup) and the
+connection's input loops; the pipeline's runner owns the conversation logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
+
+from parley.bus import EventBus
+from parley.chat import ChatContext
+from parley.edge import (
+    Connection,
+    ConnectionClosed,
+    DataReceived,
+    Participant,
+    ParticipantJoined,
+    ParticipantLeft,
+)
+from parley.events import (
+    DataMessage,
+    ErrorOccurred,
+    SessionEvent,
+    SessionState,
+    StateChanged,
+    Transcript,
+    TurnMetricsReady,
+    WakeUp,
+)
+from parley.flow import ConversationFlow
+from parley.frames import AudioFrame, VideoFrame
+from parley.llm import LLM
+from parley.metrics import SessionMetrics, TurnMetrics
+from parley.pipeline import CascadingPipeline, RealtimePipeline
+from parley.speech import SpeechHandle
+from parley.tools import FunctionTool
+
+if TYPE_CHECKING:
+    from parley.agent import Agent
+
+logger = logging.getLogger("parley.session")
+
+_PART_CLOSE_TIMEOUT = 5.0
+
+
+class SessionClosed(RuntimeError):
+    """The session is closed; it cannot speak or start again."""
+
+
+class _Runner(Protocol):
+    async def start(self) -> None: ...
+    async def push_audio(self, participant: Participant, frame: AudioFrame) -> None: ...
+    def user_text(self, text: str) -> None: ...
+    def say(self, handle: SpeechHandle, text: str) -> None: ...
+    def generate_reply(self, handle: SpeechHandle, text: str | None, instructions: str | None) -> None: ...
+    def interrupt(self) -> None: ...
+    async def aclose(self) -> None: ...
+    @property
+    def busy(self) -> bool: ...
+    @property
+    def user_speaking(self) -> bool: ...
+
+
+class AgentSession:
+    """Runs ``agent`` with ``pipeline`` over a connection.
+
+    ``wake_up=N`` with an ``on_wake_up`` callback: after N seconds in which neither side has
+    spoken, the callback runs (once per silence; user speech or the end of agent speech
+    re-arms it).
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        pipeline: CascadingPipeline | RealtimePipeline | None = None,
+        conversation_flow: ConversationFlow | None = None,
+        wake_up: float | None = None,
+    ) -> None:
+        if wake_up is not None and wake_up <= 0:
+            raise ValueError(f"wake_up must be a positive number of seconds, got {wake_up}")
+        self.id = f"sess_{uuid.uuid4().hex[:12]}"
+        self.agent = agent
+        self.pipeline = pipeline if pipeline is not None else agent.default_pipeline()
+        self.flow = conversation_flow or ConversationFlow(agent)
+        self.flow.session = self
+        self.wake_up = wake_up
+        self.on_wake_up: Callable[[], Any] | None = None
+        self.events = EventBus()
+        self.metrics = SessionMetrics()
+        self.state = SessionState.STARTING
+        self.error: BaseException | None = None
+        self.started_at: float | None = None
+        self.connection: Connection | None = None
+        self.llm: LLM | None = None
+        self._runner: _Runner | None = None
+        self._parts: list[Any] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._io_tasks: list[asyncio.Task[Any]] = []
+        self._closed = asyncio.Event()
+        self._closing = False
+        self._exit_called = False
+        self._last_activity = time.monotonic()
+        self._wake_armed = True
+        self._wake_task: asyncio.Task[None] | None = None
+        self._job: Any = None
+        agent._attach(self)
+
+    # --- properties ----------------------------------------------------------------------------
+
+    @property
+    def chat_ctx(self) -> ChatContext:
+        return self.agent.chat_ctx
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def connection_or_raise(self) -> Connection:
+        if self.connection is None:
+            raise RuntimeError("the session has no connection yet; call start() first")
+        return self.connection
+
+    def tools(self) -> list[FunctionTool]:
+        return self.agent.all_tools()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, connection: Connection | None = None) -> None:
+        """Build the parts, start the pipeline on the connection, then call ``on_enter``.
+
+        Without ``connection`` the session uses the current `JobContext`'s room.
+        """
+        if self._closing:
+            raise SessionClosed("this session was closed; create a new AgentSession")
+        if self.connection is not None:
+            raise RuntimeError("session already started")
+        if connection is None:
+            from parley.job import current_job_context
+
+            ctx = current_job_context()
+            if ctx is None or ctx.connection is None:
+                raise RuntimeError(
+                    "no connection: call `await ctx.connect()` on the JobContext first, "
+                    "or use `async with agent.join(call)`"
+                )
+            connection = ctx.connection
+            ctx.sessions.append(self)
+            self._job = ctx
+        self.connection = connection
+        try:
+            await self._start_pipeline(connection)
+        except BaseException as exc:
+            self._fail(exc)
+            await self.close()
+            raise
+        self.started_at = time.time()
+        self._io_tasks = [asyncio.create_task(self._audio_loop(connection), name="parley-audio-in")]
+        connection.events.subscribe(self._on_connection_event)
+        self.events.subscribe(self._forward_to_participants, SessionEvent)
+        from parley.plugins import call_hook
+
+        call_hook("session_started", session=self)
+        self._set_state(SessionState.LISTENING)
+        self._touch_activity()
+        if self.wake_up is not None:
+            self._wake_task = asyncio.create_task(self._wake_loop(self.wake_up), name="parley-wake-up")
+        await self.agent.on_enter()
+
+    async def _start_pipeline(self, connection: Connection) -> None:
+        pipeline = self.pipeline
+        if isinstance(pipeline, RealtimePipeline):
+            from parley.realtime_runner import RealtimeRunner
+
+            model = pipeline.build()
+            self._parts = [model]
+            runner: _Runner = RealtimeRunner(self, pipeline, model)
+        else:
+            parts = pipeline.build()
+            self._parts = parts.all()
+            self.llm = parts.llm
+            from parley.cascade import CascadingRunner
+
+            runner = CascadingRunner(self, pipeline, parts)
+        await asyncio.gather(*(part.warm_up() for part in self._parts if hasattr(part, "warm_up")))
+        self._runner = runner
+        await runner.start()
+
+    async def _audio_loop(self, connection: Connection) -> None:
+        runner = self._runner
+        assert runner is not None
+        try:
+            async for participant, frame in connection.audio_input():
+                await runner.push_audio(participant, frame)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._report_error("edge", exc, False)
+            self._fail(exc)
+            self._spawn(self.close(), "close")
+
+    def _on_connection_event(self, event: object) -> None:
+        if isinstance(event, DataReceived):
+            message = event.message
+            if message.get("type") == "text" and isinstance(message.get("text"), str):
+                if self._runner is not None and not self._closing:
+                    self._runner.user_text(message["text"])
+            else:
+                self._emit(DataMessage(event.participant.id, message))
+        elif isinstance(event, ConnectionClosed):
+            if not self._closing:
+                self._spawn(self.close(), "close")
+        elif isinstance(event, ParticipantJoined | ParticipantLeft):
+            self._touch_activity()
+
+    async def wait(self) -> None:
+        """Return when the session has closed."""
+        await self._closed.wait()
+
+    async def leave(self) -> None:
+        """Leave the call but keep the session's parts and history (no ``on_exit``)."""
+        await self._stop_io()
+        if self.connection is not None:
+            await self.connection.leave()
+
+    async def close(self) -> None:
+        """Stop everything, call ``on_exit`` once, release every part. Idempotent."""
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        failed = self.state is SessionState.FAILED
+        self._set_state(SessionState.CLOSING)
+        try:
+            if self._wake_task is not None:
+                self._wake_task.cancel()
+                await asyncio.gather(self._wake_task, return_exceptions=True)
+            if not self._exit_called:
+                self._exit_called = True
+                try:
+                    await self.agent.on_exit()
+                except Exception as exc:
+                    self._report_error("agent", exc, False)
+            await self._stop_io()
+            if self.connection is not None:
+                try:
+                    await self.connection.leave()
+                except Exception as exc:
+                    self._report_error("edge", exc, False)
+            await self._close_parts()
+            pending = [t for t in self._tasks if t is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            from parley.plugins import call_hook
+
+            call_hook("session_ended", session=self)
+        finally:
+            self._set_state(SessionState.FAILED if failed else SessionState.CLOSED)
+            await self.events.aclose()
+            self._closed.set()
+            if self._job is not None:
+                self._job._shutdown.set()  # the job's room is over when its session is
+
+    async def _stop_io(self) -> None:
+        for task in self._io_tasks:
+            task.cancel()
+        await asyncio.gather(*self._io_tasks, return_exceptions=True)
+        self._io_tasks = []
+        if self.connection is not None:
+            self.connection.events.unsubscribe(self._on_connection_event)
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.aclose()
+
+    async def _close_parts(self) -> None:
+        async def close(part: Any) -> None:
+            try:
+                await asyncio.wait_for(part.aclose(), _PART_CLOSE_TIMEOUT)
+            except Exception as exc:
+                logger.warning("closing %r failed: %s", part, exc)
+
+        await asyncio.gather(*(close(p) for p in self._parts if hasattr(p, "aclose")))
+
+    # --- speaking ------------------------------------------------------------------------------
+
+    def say(self, text: str, interruptible: bool = True, add_to_history: bool = True) -> SpeechHandle:
+        """Speak ``text`` as is. ``await`` the handle to wait until it has been played."""
+        runner = self._require_runner()
+        handle = SpeechHandle(interruptible=interruptible, add_to_history=add_to_history)
+        runner.say(handle, text)
+        return handle
+
+    def generate_reply(self, text: str | None = None, *, instructions: str | None = None) -> SpeechHandle:
+        """Let the LLM answer now: ``text`` joins the history as a user message;
+        ``instructions`` steer this one reply only."""
+        runner = self._require_runner()
+        handle = SpeechHandle()
+        runner.generate_reply(handle, text, instructions)
+        return handle
+
+    def interrupt(self) -> None:
+        """Stop what the agent is saying now."""
+        if self._runner is not None:
+            self._runner.interrupt()
+
+    def _require_runner(self) -> _Runner:
+        if self._runner is None:
+            if self._closing:
+                raise SessionClosed("the session is closed")
+            raise RuntimeError("the session has not started; call `await session.start()` first")
+        return self._runner
+
+    # --- wake-up -------------------------------------------------------------------------------
+
+    def _touch_activity(self) -> None:
+        self._last_activity = time.monotonic()
+        self._wake_armed = True
+
+    async def _wake_loop(self, silence: float) -> None:
+        while True:
+            delay = self._last_activity + silence - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            runner = self._runner
+            someone_speaks = runner is not None and (runner.busy or runner.user_speaking)
+            if someone_speaks or not self._wake_armed:
+                # Never while someone speaks; count the silence again from now.
+                self._last_activity = time.monotonic()
+                continue
+            self._wake_armed = False
+            self._last_activity = time.monotonic()
+            self._emit(WakeUp(silence))
+            callback = self.on_wake_up
+            if callback is not None:
+                try:
+                    result = callback()
+                    if inspect.isawaitable(result):
+                        self._spawn(result, "wake_up")
+                except Exception as exc:
+                    self._report_error("wake_up", exc, True)
+
+    # --- internal API for runners --------------------------------------------------------------
+
+    def _set_state(self, state: SessionState) -> None:
+        if state is self.state:
+            return
+        if self.state in (SessionState.CLOSED, SessionState.FAILED) or (
+            self._closing and state not in (SessionState.CLOSING, SessionState.CLOSED, SessionState.FAILED)
+        ):
+            return
+        old, self.state = self.state, state
+        self._emit(StateChanged(old, state))
+
+    def _emit(self, event: SessionEvent) -> None:
+        self.events.emit(event)
+
+    def _report_error(self, source: str, error: BaseException, recoverable: bool) -> None:
+        self.metrics.errors += 1
+        logger.warning("session %s: %s error: %s", self.id, source, error, exc_info=error)
+        self._emit(ErrorOccurred(source, error, recoverable))
+
+    def _fail(self, error: BaseException) -> None:
+        self.error = error
+        if not self._closing:
+            self._set_state(SessionState.FAILED)
+
+    def _turn_completed(self, turn: TurnMetrics) -> None:
+        self.metrics.add_turn(turn)
+        self._emit(TurnMetricsReady(turn))
+        from parley.plugins import call_hook
+
+        call_hook("turn_completed", session=self, metrics=turn)
+
+    def _spawn(self, awaitable: Awaitable[Any], what: str) -> None:
+        async def guarded() -> None:
+            try:
+                await awaitable
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._report_error(what, exc, True)
+
+        task = asyncio.create_task(guarded(), name=f"parley-{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _forward_to_participants(self, event: SessionEvent) -> None:
+        """Mirror transcripts, state and turn metrics to the participants' data channel."""
+        connection = self.connection
+        if connection is None or not connection.call.edge.capabilities.data:
+            return
+        message: dict[str, Any] | None = None
+        if isinstance(event, Transcript):
+            message = {"type": "transcript", "role": event.role, "text": event.text, "final": event.final}
+        elif isinstance(event, StateChanged):
+            message = {"type": "state", "state": event.new.value}
+        elif isinstance(event, TurnMetricsReady):
+            message = {"type": "turn_metrics", **event.metrics.to_dict()}
+        if message is None or self.closed:
+            return
+        try:
+            await connection.send_data(message)
+        except Exception as exc:
+            logger.debug("could not send %s to participants: %s", message["type"], exc)
+
+    def push_video(self, participant: Participant, frame: VideoFrame) -> None:  # pragma: no cover
+        """Reserved for video processors (see `Agent.processors`)."""
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-able snapshot for registries and HTTP APIs."""
+        return {
+            "session_id": self.id,
+            "state": self.state.value,
+            "started_at": self.started_at,
+            "metrics": self.metrics.to_dict(),
+            "error": repr(self.error) if self.error else None,
+        }
+
+
+Coro = Coroutine[Any, Any, Any]
