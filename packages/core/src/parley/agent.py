@@ -7,6 +7,7 @@ and give an `AgentSession` a pipeline.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -77,6 +78,8 @@ class Agent:
         self.mcp_servers = list(mcp_servers)
         self._mcp_tools: list[FunctionTool] = []
         self.session: AgentSession | None = None
+        self._session_id: str | None = None  # set by a launcher so its registry id is the session's
+        self._session_started = asyncio.Event()
 
     @classmethod
     def local(cls, instructions: str = "You are a helpful voice assistant.", **kwargs: Any) -> Agent:

@@ -85,7 +85,7 @@ class AgentSession:
     ) -> None:
         if wake_up is not None and wake_up <= 0:
             raise ValueError(f"wake_up must be a positive number of seconds, got {wake_up}")
-        self.id = f"sess_{uuid.uuid4().hex[:12]}"
+        self.id = agent._session_id or f"sess_{uuid.uuid4().hex[:12]}"
         self.agent = agent
         self.pipeline = pipeline if pipeline is not None else agent.default_pipeline()
         self.flow = conversation_flow or ConversationFlow(agent)
@@ -171,6 +171,7 @@ class AgentSession:
         self._touch_activity()
         if self.wake_up is not None:
             self._wake_task = asyncio.create_task(self._wake_loop(self.wake_up), name="parley-wake-up")
+        self.agent._session_started.set()
         await self.agent.on_enter()
 
     async def _start_pipeline(self, connection: Connection) -> None:

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import asyncio
+
+from parley import Agent, AgentSession, CascadingPipeline
+from parley.events import AgentTurnEnded, SessionState, TurnMetricsReady
+from parley.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD, InMemoryEdge
+
+
+async def test_greeting_then_one_turn() -> None:
+    edge = InMemoryEdge(realtime_playout=False)
+    agent = Agent("You are terse.", edge=edge)
+    pipeline = CascadingPipeline(
+        stt=FakeSTT(["what is the weather"]),
+        llm=FakeLLM(["It is sunny today. Anything else?"]),
+        tts=FakeTTS(),
+        vad=FakeVAD(),
+    )
+    session = AgentSession(agent, pipeline)
+    call = await agent.create_call("default", "smoke")
+    connection = await edge.join(call, agent.agent_user)
+    ended: list[AgentTurnEnded] = []
+    metrics: list[TurnMetricsReady] = []
+    session.events.subscribe(ended.append, AgentTurnEnded)
+    session.events.subscribe(metrics.append, TurnMetricsReady)
+    await session.start(connection)
+    await session.say("Hello!")
+    assert ended[-1].text == "Hello!"
+    await connection.push_speech(0.6)
+    await connection.push_silence(1.2)
+    for _ in range(200):
+        if len(ended) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    assert ended[-1].text == "It is sunny today. Anything else?"
+    roles = [(m.role, m.content) for m in agent.chat_ctx]
+    assert roles[1:] == [
+        ("assistant", "Hello!"),
+        ("user", "what is the weather"),
+        ("assistant", "It is sunny today. Anything else?"),
+    ]
+    assert metrics and metrics[-1].metrics.end_to_end is not None
+    await session.close()
+    assert session.state is SessionState.CLOSED
