@@ -85,6 +85,7 @@ class CascadingRunner:
         # barge-in state
         self._candidate_started: float | None = None
         self._candidate_words = 0
+        self._candidate_long_enough = False
         self._duration_timer: asyncio.TimerHandle | None = None
         self._false_timer: asyncio.TimerHandle | None = None
         self._turns = 0
@@ -148,7 +149,7 @@ class CascadingRunner:
         if event.type == "speech_started":
             self._user_started()
         else:
-            self._user_stopped()
+            self._user_stopped(event.speech_duration)
 
     async def _stt_loop(self, stream: STTStream) -> None:
         restarts = 0
@@ -223,11 +224,19 @@ class CascadingRunner:
         self._open_turn()
         self._consider_barge_in()
 
-    def _user_stopped(self) -> None:
+    def _user_stopped(self, speech_duration: float) -> None:
         self.user_speaking = False
         self._speech_ended_at = time.perf_counter()
         if self._candidate_started is not None:
-            self._arm_false_interruption()
+            if self._duration_timer is not None:
+                self._duration_timer.cancel()
+                self._duration_timer = None
+            if speech_duration >= self.pipeline.interruption.min_duration:
+                self._candidate_long_enough = True
+            if self._candidate_long_enough and self._candidate_words >= self.pipeline.interruption.min_words:
+                self._confirm_interruption()
+            else:
+                self._arm_false_interruption()
         if self._stt is not None:
             # Ask the STT to finalize now rather than wait for its own endpointing.
             asyncio.ensure_future(self._flush_stt(self._stt))
@@ -325,6 +334,7 @@ class CascadingRunner:
         if self._candidate_started is None:
             self._candidate_started = time.perf_counter()
             self._candidate_words = 0
+            self._candidate_long_enough = False
             self.playout.pause()
         if self._false_timer is not None:
             self._false_timer.cancel()
@@ -336,9 +346,11 @@ class CascadingRunner:
             )
 
     def _duration_reached(self) -> None:
+        """The user has been speaking for ``min_duration`` (the timer is cancelled if they stop)."""
         self._duration_timer = None
-        if self._candidate_started is None:
+        if self._candidate_started is None or not self.user_speaking:
             return
+        self._candidate_long_enough = True
         if self._candidate_words >= self.pipeline.interruption.min_words:
             self._confirm_interruption()
 
@@ -346,9 +358,7 @@ class CascadingRunner:
         if self._candidate_started is None:
             return
         self._candidate_words = max(self._candidate_words, len(text.split()))
-        options = self.pipeline.interruption
-        long_enough = self._duration_timer is None  # the duration timer already fired
-        if long_enough and self._candidate_words >= options.min_words:
+        if self._candidate_long_enough and self._candidate_words >= self.pipeline.interruption.min_words:
             self._confirm_interruption()
 
     def _arm_false_interruption(self) -> None:
