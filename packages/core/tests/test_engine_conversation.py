@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-
 from parley import Agent, AgentSession, CascadingPipeline, InterruptionOptions, TurnOptions
 from parley.chat import ToolCall
 from parley.events import (
@@ -68,7 +67,8 @@ async def make_rig(
         tts=tts or FakeTTS(),
         vad=FakeVAD(),
         turn=TurnOptions(min_endpointing_delay=0.05),
-        interruption=interruption or InterruptionOptions(min_duration=0.2, false_interruption_timeout=0.4),
+        interruption=interruption
+        or InterruptionOptions(min_duration=0.2, false_interruption_timeout=0.4),
     )
     session = AgentSession(agent, pipeline, wake_up=wake_up)
     from parley.edge import Call
@@ -81,8 +81,8 @@ async def make_rig(
 
 
 @pytest.fixture
-async def tasks_before() -> AsyncIterator[set[asyncio.Task[Any]]]:
-    yield set(asyncio.all_tasks())
+async def tasks_before() -> set[asyncio.Task[Any]]:
+    return set(asyncio.all_tasks())
 
 
 async def assert_no_tasks_left(before: set[asyncio.Task[Any]]) -> None:
@@ -93,8 +93,11 @@ async def assert_no_tasks_left(before: set[asyncio.Task[Any]]) -> None:
 
 
 async def test_multi_turn_context_reaches_the_llm(tasks_before: set[asyncio.Task[Any]]) -> None:
-    rig = await make_rig(script=["my name is ada", "what is my name"], replies=["Nice to meet you, Ada.", "Your name is Ada."],
-                         realtime_playout=False)
+    rig = await make_rig(
+        script=["my name is ada", "what is my name"],
+        replies=["Nice to meet you, Ada.", "Your name is Ada."],
+        realtime_playout=False,
+    )
     await rig.speak()
     await rig.until(lambda: len(rig.of(AgentTurnEnded)) == 1)
     await rig.speak()
@@ -111,7 +114,9 @@ async def test_multi_turn_context_reaches_the_llm(tasks_before: set[asyncio.Task
     await assert_no_tasks_left(tasks_before)
 
 
-async def test_barge_in_flushes_output_and_truncates_history(tasks_before: set[asyncio.Task[Any]]) -> None:
+async def test_barge_in_flushes_output_and_truncates_history(
+    tasks_before: set[asyncio.Task[Any]],
+) -> None:
     long_reply = " ".join(f"Sentence number {i} is here." for i in range(1, 30))
     rig = await make_rig(script=["tell me a story", "stop"], replies=[long_reply, "Okay."])
     await rig.speak()
@@ -137,8 +142,11 @@ async def test_barge_in_flushes_output_and_truncates_history(tasks_before: set[a
 async def test_false_interruption_resumes_the_reply() -> None:
     reply = "This is the first sentence. This is the second sentence. And a third one here."
     # manual-mode STT: the cough yields no transcript at all
-    rig = await make_rig(script=None, replies=[reply],
-                         interruption=InterruptionOptions(min_duration=0.5, false_interruption_timeout=0.3))
+    rig = await make_rig(
+        script=None,
+        replies=[reply],
+        interruption=InterruptionOptions(min_duration=0.5, false_interruption_timeout=0.3),
+    )
     handle = rig.session.generate_reply("talk")
     await rig.until(lambda: rig.session.state is SessionState.SPEAKING)
     await asyncio.sleep(0.3)
@@ -161,8 +169,15 @@ async def test_tool_call_result_is_used() -> None:
         """Get the weather for a location."""
         return f"sunny in {location}"
 
-    llm = FakeLLM([Reply(tool_calls=[ToolCall("get_weather", '{"location": "Paris"}')]), "It is sunny in Paris."])
-    rig = await make_rig(script=["weather in paris"], replies=[], agent=agent, llm=llm, realtime_playout=False)
+    llm = FakeLLM(
+        [
+            Reply(tool_calls=[ToolCall("get_weather", '{"location": "Paris"}')]),
+            "It is sunny in Paris.",
+        ]
+    )
+    rig = await make_rig(
+        script=["weather in paris"], replies=[], agent=agent, llm=llm, realtime_playout=False
+    )
     await rig.speak()
     await rig.until(lambda: bool(rig.of(AgentTurnEnded)))
     called = rig.of(ToolCalled)
@@ -170,7 +185,7 @@ async def test_tool_call_result_is_used() -> None:
     roles = [m.role for m in agent.chat_ctx if m.role != "system"]
     assert roles == ["user", "assistant", "tool", "assistant"]
     second = rig.llm.calls[1].ctx
-    assert [m for m in second if m.role == "tool"][0].content == "sunny in Paris"
+    assert next(m for m in second if m.role == "tool").content == "sunny in Paris"
     assert rig.history()[-1] == ("assistant", "It is sunny in Paris.")
     await rig.session.close()
 
@@ -197,7 +212,9 @@ async def test_failing_and_unknown_tools_are_reported_to_the_model() -> None:
     await rig.session.close()
 
 
-async def test_tool_interrupted_mid_flight_is_never_spoken(tasks_before: set[asyncio.Task[Any]]) -> None:
+async def test_tool_interrupted_mid_flight_is_never_spoken(
+    tasks_before: set[asyncio.Task[Any]],
+) -> None:
     agent = Agent("Use tools.")
     started = asyncio.Event()
     cancelled = asyncio.Event()
@@ -222,7 +239,10 @@ async def test_tool_interrupted_mid_flight_is_never_spoken(tasks_before: set[asy
     assert cancelled.is_set()
     # the interrupted turn never went back to the model with the tool's result
     assert len(rig.llm.calls) == 2
-    assert [m.content for m in rig.llm.calls[1].ctx if m.role == "user"] == ["look it up", "never mind"]
+    assert [m.content for m in rig.llm.calls[1].ctx if m.role == "user"] == [
+        "look it up",
+        "never mind",
+    ]
     spoken = " ".join(e.text for e in rig.of(AgentTurnEnded))
     assert "late result" not in spoken
     tool_messages = [m for m in agent.chat_ctx if m.role == "tool"]
@@ -237,7 +257,9 @@ async def test_tool_interrupted_mid_flight_is_never_spoken(tasks_before: set[asy
 
 async def test_failing_llm_reports_error_and_session_survives() -> None:
     llm = FakeLLM([Reply(error=RuntimeError("provider down")), "Back again."])
-    rig = await make_rig(script=["hello", "hello again"], replies=[], llm=llm, realtime_playout=False)
+    rig = await make_rig(
+        script=["hello", "hello again"], replies=[], llm=llm, realtime_playout=False
+    )
     await rig.speak()
     await rig.until(lambda: bool(rig.of(ErrorOccurred)))
     error = rig.of(ErrorOccurred)[0]
@@ -253,8 +275,12 @@ async def test_hanging_llm_times_out_instead_of_hanging() -> None:
 
     edge = InMemoryEdge(realtime_playout=False)
     agent = Agent("x")
-    pipeline = CascadingPipeline(stt=FakeSTT([]), llm=FakeLLM([Reply(hang=True)]), tts=FakeTTS(),
-                                 timeouts=ProviderTimeouts(llm_first_token=0.2))
+    pipeline = CascadingPipeline(
+        stt=FakeSTT([]),
+        llm=FakeLLM([Reply(hang=True)]),
+        tts=FakeTTS(),
+        timeouts=ProviderTimeouts(llm_first_token=0.2),
+    )
     session = AgentSession(agent, pipeline)
     from parley.edge import Call
 
@@ -284,7 +310,9 @@ async def test_wake_up_fires_after_silence_and_resets_on_speech() -> None:
     await rig.session.close()
 
 
-async def test_close_is_idempotent_and_on_exit_runs_once(tasks_before: set[asyncio.Task[Any]]) -> None:
+async def test_close_is_idempotent_and_on_exit_runs_once(
+    tasks_before: set[asyncio.Task[Any]],
+) -> None:
     class Persona(Agent):
         def __init__(self) -> None:
             super().__init__("persona")

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-
 from parley import (
     Agent,
     AgentSession,
@@ -39,7 +38,9 @@ async def test_style_a_join_simple_response_and_tool() -> None:
     edge = InMemoryEdge(realtime_playout=False)
     from parley.testing.llm import Reply
 
-    llm = FakeLLM([Reply(tool_calls=[ToolCall("get_weather", '{"location": "Oslo"}')]), "Sunny in Oslo."])
+    llm = FakeLLM(
+        [Reply(tool_calls=[ToolCall("get_weather", '{"location": "Oslo"}')]), "Sunny in Oslo."]
+    )
 
     async def create_agent(**kwargs: Any) -> Agent:
         agent = Agent(
@@ -75,7 +76,9 @@ async def test_style_a_join_simple_response_and_tool() -> None:
     session = agent.session
     assert session is not None
     assert session.chat_ctx.last("assistant").content == "Sunny in Oslo."  # type: ignore[union-attr]
-    assert [m.content for m in session.chat_ctx if m.role == "tool"] == ["The weather in Oslo is sunny."]
+    assert [m.content for m in session.chat_ctx if m.role == "tool"] == [
+        "The weather in Oslo is sunny."
+    ]
     await connection.close()  # the call ends: finish() returns and the block closes the session
     await asyncio.wait_for(finished.wait(), 5)
     await task
@@ -102,8 +105,13 @@ async def test_style_b_persona_with_worker_job() -> None:
     async def entrypoint(ctx: JobContext) -> None:
         session = AgentSession(
             agent=Concierge(),
-            pipeline=CascadingPipeline(stt=FakeSTT(["book a room"]), llm=FakeLLM(["Done, room booked."]),
-                                       tts=FakeTTS(), vad=FakeVAD(), turn=TurnOptions(min_endpointing_delay=0.05)),
+            pipeline=CascadingPipeline(
+                stt=FakeSTT(["book a room"]),
+                llm=FakeLLM(["Done, room booked."]),
+                tts=FakeTTS(),
+                vad=FakeVAD(),
+                turn=TurnOptions(min_endpointing_delay=0.05),
+            ),
             wake_up=30,
         )
         sessions.append(session)
@@ -111,8 +119,12 @@ async def test_style_b_persona_with_worker_job() -> None:
         await session.start()
         await ctx.wait_for_shutdown()
 
-    job = WorkerJob(entrypoint=entrypoint,
-                    jobctx=lambda: JobContext(room_options=RoomOptions(room_id="demo", name="Assistant", edge=edge)))
+    job = WorkerJob(
+        entrypoint=entrypoint,
+        jobctx=lambda: JobContext(
+            room_options=RoomOptions(room_id="demo", name="Assistant", edge=edge)
+        ),
+    )
     runner = asyncio.create_task(job.run())
     connection = await edge.wait_for_connection("demo")
     await until(lambda: bool(sessions) and sessions[0].metrics.tts_characters > 0)
@@ -128,7 +140,7 @@ async def test_style_b_persona_with_worker_job() -> None:
 
 
 def test_room_options_reject_unknown_options() -> None:
-    with pytest.raises(TypeError, match="unknown RoomOptions: romm_id"):
+    with pytest.raises(TypeError, match=r"unknown RoomOptions: romm_id"):
         RoomOptions.from_dict({"romm_id": "x"})
     with pytest.raises(TypeError):
         RoomOptions(romm_id="x")  # type: ignore[call-arg]
@@ -140,15 +152,20 @@ def test_worker_job_needs_an_async_entrypoint() -> None:
 
 
 async def test_session_without_connection_explains_what_to_do() -> None:
-    session = AgentSession(Agent("x"), CascadingPipeline(stt=FakeSTT([]), llm=FakeLLM([]), tts=FakeTTS()))
-    with pytest.raises(RuntimeError, match="ctx.connect"):
+    session = AgentSession(
+        Agent("x"), CascadingPipeline(stt=FakeSTT([]), llm=FakeLLM([]), tts=FakeTTS())
+    )
+    with pytest.raises(RuntimeError, match=r"ctx\.connect"):
         await session.start()
 
 
 async def test_realtime_pipeline_with_barge_in_and_tools() -> None:
     assert RealTimePipeline is RealtimePipeline
-    model = FakeRealtime(replies=[ToolCall("lookup", '{"q": "x"}'), "A long answer " * 20],
-                         transcripts=["look it up", "stop"], seconds_per_char=0.02)
+    model = FakeRealtime(
+        replies=[ToolCall("lookup", '{"q": "x"}'), "A long answer " * 20],
+        transcripts=["look it up", "stop"],
+        seconds_per_char=0.02,
+    )
     agent = Agent("Be brief.")
 
     @agent.tools.register
@@ -196,7 +213,9 @@ class RetrievalFlow(ConversationFlow):
     async def on_turn_end(self) -> None:
         self.ended += 1
 
-    def process_with_llm(self, ctx: ChatContext, tools: Sequence[FunctionTool], **options: Any) -> AsyncIterator[LLMChunk]:
+    def process_with_llm(
+        self, ctx: ChatContext, tools: Sequence[FunctionTool], **options: Any
+    ) -> AsyncIterator[LLMChunk]:
         ctx.add("system", "Context: the office opens at 9.")
         return super().process_with_llm(ctx, tools, **options)
 
@@ -206,9 +225,17 @@ async def test_conversation_flow_adds_user_message_once_and_can_augment() -> Non
     flow = RetrievalFlow()
     llm = FakeLLM(["It opens at 9."])
     agent = Agent("x")
-    session = AgentSession(agent, CascadingPipeline(stt=FakeSTT(["when does it open"]), llm=llm, tts=FakeTTS(),
-                                                    vad=FakeVAD(), turn=TurnOptions(min_endpointing_delay=0.05)),
-                           conversation_flow=flow)
+    session = AgentSession(
+        agent,
+        CascadingPipeline(
+            stt=FakeSTT(["when does it open"]),
+            llm=llm,
+            tts=FakeTTS(),
+            vad=FakeVAD(),
+            turn=TurnOptions(min_endpointing_delay=0.05),
+        ),
+        conversation_flow=flow,
+    )
     from parley.edge import Call
 
     connection = await edge.join(Call("default", "flow", edge), agent.agent_user)
@@ -221,14 +248,18 @@ async def test_conversation_flow_adds_user_message_once_and_can_augment() -> Non
     assert users == ["when does it open"]
     sent = llm.calls[0].ctx
     assert sent.messages[-1].content == "Context: the office opens at 9."
-    assert all("Context:" not in m.content for m in agent.chat_ctx), "augmentation stays out of history"
+    assert all("Context:" not in m.content for m in agent.chat_ctx), (
+        "augmentation stays out of history"
+    )
     await session.close()
 
 
 async def test_non_interruptible_say_plays_through_user_speech() -> None:
     edge = InMemoryEdge()
     agent = Agent("x")
-    session = AgentSession(agent, CascadingPipeline(stt=FakeSTT(None), llm=FakeLLM([]), tts=FakeTTS(), vad=FakeVAD()))
+    session = AgentSession(
+        agent, CascadingPipeline(stt=FakeSTT(None), llm=FakeLLM([]), tts=FakeTTS(), vad=FakeVAD())
+    )
     from parley.edge import Call
 
     connection = await edge.join(Call("default", "ni", edge), agent.agent_user)

@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import pytest
-
 from parley import Agent, AgentLauncher
 from parley.events import SessionState
 from parley.launcher import (
@@ -26,7 +25,13 @@ def make_launcher(edge: InMemoryEdge, **options: Any) -> tuple[AgentLauncher, li
         created.append(params)
         if params.get("fail_create"):
             raise RuntimeError("cannot build agent")
-        return Agent(params.get("instructions", "hi"), edge=edge, llm=FakeLLM([]), tts=FakeTTS(), stt=FakeSTT(None))
+        return Agent(
+            params.get("instructions", "hi"),
+            edge=edge,
+            llm=FakeLLM([]),
+            tts=FakeTTS(),
+            stt=FakeSTT(None),
+        )
 
     async def join_call(agent: Agent, call_type: str, call_id: str, **params: Any) -> None:
         if params.get("fail_join"):
@@ -51,7 +56,11 @@ async def test_start_session_passes_params_and_lists_it() -> None:
         records = await launcher.list_sessions("call-1")
         assert [r.session_id for r in records] == [session.id]
         info = await launcher.get_session_info("call-1", session.id)
-        assert info is not None and info.state == "listening" and info.node_id == launcher.registry.node_id
+        assert (
+            info is not None
+            and info.state == "listening"
+            and info.node_id == launcher.registry.node_id
+        )
         assert await launcher.close_session(session.id)
         assert session.state is SessionState.CLOSED
         assert await launcher.list_sessions("call-1") == []
@@ -83,8 +92,9 @@ async def test_limits_raise_typed_errors() -> None:
 async def test_concurrent_burst_respects_the_per_call_limit() -> None:
     launcher, _ = make_launcher(InMemoryEdge(), max_sessions_per_call=3)
     async with launcher:
-        results = await asyncio.gather(*(launcher.start_session("burst") for _ in range(20)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(launcher.start_session("burst") for _ in range(20)), return_exceptions=True
+        )
         started = [r for r in results if not isinstance(r, BaseException)]
         refused = [r for r in results if isinstance(r, CallSessionLimitExceeded)]
         assert len(started) == 3 and len(refused) == 17
@@ -119,7 +129,9 @@ async def test_idle_timeout_counts_from_when_the_agent_is_alone() -> None:
 
 
 async def test_duration_limit_closes_the_session() -> None:
-    launcher, _ = make_launcher(InMemoryEdge(), max_session_duration_seconds=0.2, maintenance_interval=0.05)
+    launcher, _ = make_launcher(
+        InMemoryEdge(), max_session_duration_seconds=0.2, maintenance_interval=0.05
+    )
     async with launcher:
         session = await launcher.start_session("long")
         await asyncio.wait_for(session.wait(), 2)

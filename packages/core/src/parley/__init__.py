@@ -105,7 +105,7 @@ if TYPE_CHECKING:
     from parley.frames import AudioFrame, VideoFrame
     from parley.job import JobContext, RoomOptions, WorkerJob
     from parley.llm import LLM, LLMChunk
-    from parley.pipeline import CascadingPipeline, RealtimePipeline, RealTimePipeline
+    from parley.pipeline import CascadingPipeline, RealTimePipeline, RealtimePipeline
     from parley.policy import InterruptionOptions, ProviderTimeouts, ToolOptions, TurnOptions
     from parley.realtime import Realtime
     from parley.session import AgentSession, SessionClosed

@@ -66,7 +66,9 @@ class Agent:
         for tool in tools:
             self.tools.register(tool)
         if isinstance(llm, str):
-            llm = _resolve("realtime" if llm.startswith("realtime:") else "llm", llm.removeprefix("realtime:"))
+            llm = _resolve(
+                "realtime" if llm.startswith("realtime:") else "llm", llm.removeprefix("realtime:")
+            )
         self.llm: Any = llm
         self.stt = stt
         self.tts = tts
@@ -82,7 +84,9 @@ class Agent:
         self._session_started = asyncio.Event()
 
     @classmethod
-    def local(cls, instructions: str = "You are a helpful voice assistant.", **kwargs: Any) -> Agent:
+    def local(
+        cls, instructions: str = "You are a helpful voice assistant.", **kwargs: Any
+    ) -> Agent:
         """An agent on the offline parts (preset ``"local"``): no key, no account.
 
         ``PARLEY_LLM`` (a spec string such as ``"openai/gpt-4o-mini"``) swaps in another LLM,
@@ -154,7 +158,9 @@ class Agent:
         return await self._edge().create_call(call_type, call_id, **options)
 
     @asynccontextmanager
-    async def join(self, call: Call, *, wake_up: float | None = None) -> AsyncIterator[AgentSession]:
+    async def join(
+        self, call: Call, *, wake_up: float | None = None
+    ) -> AsyncIterator[AgentSession]:
         """Join ``call`` and run a session on it; leaving the block closes the session."""
         from parley.session import AgentSession
 

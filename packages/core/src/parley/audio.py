@@ -79,7 +79,9 @@ class AudioResampler:
 
     def _emit(self, data: npt.NDArray[Any]) -> AudioFrame:
         data = np.asarray(data).reshape(-1, self.channels)
-        frame = AudioFrame(data.astype(data.dtype, copy=False), self.sample_rate, self._timestamp or 0.0)
+        frame = AudioFrame(
+            data.astype(data.dtype, copy=False), self.sample_rate, self._timestamp or 0.0
+        )
         if frame.format != self.format:
             frame = frame.to_int16() if self.format == "int16" else frame.to_float32()
         self._timestamp = (self._timestamp or 0.0) + frame.duration
@@ -93,7 +95,9 @@ def resample(frame: AudioFrame, sample_rate: int, quality: str = "HQ") -> AudioF
     import soxr
 
     out = soxr.resample(frame.to_float32().data, frame.sample_rate, sample_rate, quality=quality)
-    result = AudioFrame(np.asarray(out, dtype=np.float32).reshape(-1, frame.channels), sample_rate, frame.timestamp)
+    result = AudioFrame(
+        np.asarray(out, dtype=np.float32).reshape(-1, frame.channels), sample_rate, frame.timestamp
+    )
     return result.to_int16() if frame.format == "int16" else result
 
 
@@ -130,9 +134,14 @@ class AudioChunker:
         self._pending_samples += frame.samples
         if self._pending_samples < self.frame_samples:
             return []
-        buffer = np.concatenate(self._pending, axis=0) if len(self._pending) > 1 else self._pending[0]
+        buffer = (
+            np.concatenate(self._pending, axis=0) if len(self._pending) > 1 else self._pending[0]
+        )
         whole = (self._pending_samples // self.frame_samples) * self.frame_samples
-        out = [self._frame(buffer[i : i + self.frame_samples]) for i in range(0, whole, self.frame_samples)]
+        out = [
+            self._frame(buffer[i : i + self.frame_samples])
+            for i in range(0, whole, self.frame_samples)
+        ]
         rest = buffer[whole:]
         self._pending = [rest] if len(rest) else []
         self._pending_samples = len(rest)

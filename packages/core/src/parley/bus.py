@@ -26,7 +26,9 @@ class EventBus:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
-    def on(self, event_type: type[E] | None = None) -> Callable[[Callable[[E], Any]], Callable[[E], Any]]:
+    def on(
+        self, event_type: type[E] | None = None
+    ) -> Callable[[Callable[[E], Any]], Callable[[E], Any]]:
         """Decorator subscribing a handler to ``event_type`` (and its subclasses) or to all."""
 
         def decorator(handler: Callable[[E], Any]) -> Callable[[E], Any]:
@@ -53,10 +55,11 @@ class EventBus:
         """Deliver ``event`` now to sync handlers; schedule coroutine handlers."""
         if self._closed:
             return
+        # Snapshots: a handler that (un)subscribes while we deliver must not make us skip one.
         for event_type in type(event).__mro__:
-            for handler in self._handlers.get(event_type, ()):
+            for handler in tuple(self._handlers.get(event_type, ())):
                 self._call(handler, event)
-        for handler in self._any:
+        for handler in tuple(self._any):
             self._call(handler, event)
 
     def _call(self, handler: Handler, event: object) -> None:
@@ -66,6 +69,18 @@ class EventBus:
             logger.exception("event handler %r failed on %r", handler, event)
             return
         if inspect.isawaitable(result):
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                if inspect.iscoroutine(result):
+                    result.close()  # never awaited: close it rather than leak a warning
+                logger.error(
+                    "async event handler %r needs a running event loop; %r was emitted outside "
+                    "one and the handler did not run",
+                    handler,
+                    event,
+                )
+                return
             task = asyncio.ensure_future(self._guard(handler, event, result))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -89,7 +104,7 @@ class EventBus:
         self._closed = True
         if not self._tasks:
             return
-        done, pending = await asyncio.wait(list(self._tasks), timeout=timeout)
+        _, pending = await asyncio.wait(list(self._tasks), timeout=timeout)
         for task in pending:
             task.cancel()
         if pending:

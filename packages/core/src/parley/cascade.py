@@ -21,7 +21,6 @@ from parley.edge import Participant
 from parley.events import (
     AgentTurnEnded,
     AgentTurnStarted,
-    ErrorOccurred,
     Interrupted,
     SessionState,
     ToolCalled,
@@ -36,7 +35,7 @@ from parley.playout import Playout
 from parley.speech import SpeechHandle
 from parley.stt import STTEvent, STTStream
 from parley.text import SentenceSplitter, split_sentences
-from parley.tools import FunctionTool, ToolError
+from parley.tools import ToolError
 from parley.vad import VADEvent, VADStream
 
 if TYPE_CHECKING:
@@ -233,13 +232,16 @@ class CascadingRunner:
                 self._duration_timer = None
             if speech_duration >= self.pipeline.interruption.min_duration:
                 self._candidate_long_enough = True
-            if self._candidate_long_enough and self._candidate_words >= self.pipeline.interruption.min_words:
+            if (
+                self._candidate_long_enough
+                and self._candidate_words >= self.pipeline.interruption.min_words
+            ):
                 self._confirm_interruption()
             else:
                 self._arm_false_interruption()
         if self._stt is not None:
             # Ask the STT to finalize now rather than wait for its own endpointing.
-            asyncio.ensure_future(self._flush_stt(self._stt))
+            self.session._spawn(self._flush_stt(self._stt), "stt")
         self._schedule_endpoint()
 
     async def _flush_stt(self, stream: STTStream) -> None:
@@ -255,7 +257,9 @@ class CascadingRunner:
         if not self._pending:
             # Speech ended but no transcript yet: give the STT time to deliver a final.
             if self._speech_ended_at is not None and self._turn_open:
-                self._endpoint = loop.call_later(options.final_transcript_timeout, self._give_up_turn)
+                self._endpoint = loop.call_later(
+                    options.final_transcript_timeout, self._give_up_turn
+                )
             return
         detector = self.parts.turn_detector
         if detector is None:
@@ -275,7 +279,11 @@ class CascadingRunner:
         except Exception as exc:
             self.session._report_error("turn", exc, True)
             probability = 1.0
-        delay = options.min_endpointing_delay if probability >= detector.threshold else options.max_endpointing_delay
+        delay = (
+            options.min_endpointing_delay
+            if probability >= detector.threshold
+            else options.max_endpointing_delay
+        )
         delay = max(0.0, delay - (time.perf_counter() - started))
         self._endpoint = asyncio.get_running_loop().call_later(delay, self._commit_turn)
 
@@ -358,7 +366,10 @@ class CascadingRunner:
         if self._candidate_started is None:
             return
         self._candidate_words = max(self._candidate_words, len(text.split()))
-        if self._candidate_long_enough and self._candidate_words >= self.pipeline.interruption.min_words:
+        if (
+            self._candidate_long_enough
+            and self._candidate_words >= self.pipeline.interruption.min_words
+        ):
             self._confirm_interruption()
 
     def _arm_false_interruption(self) -> None:
@@ -372,7 +383,9 @@ class CascadingRunner:
         self._false_timer = None
         if self._candidate_started is None or self.user_speaking:
             return
-        if self._pending and len(" ".join(self._pending).split()) >= max(1, self.pipeline.interruption.min_words):
+        if self._pending and len(" ".join(self._pending).split()) >= max(
+            1, self.pipeline.interruption.min_words
+        ):
             return  # a real turn is on its way; the commit confirms the interruption
         self._clear_candidate()
         current = self._current
@@ -440,12 +453,19 @@ class CascadingRunner:
 
         self._schedule(_Speech(handle, produce))
 
-    def generate_reply(self, handle: SpeechHandle, text: str | None, instructions: str | None) -> None:
-        """Answer now: ``text`` is added as a user message; ``instructions`` guide this reply only."""
+    def generate_reply(
+        self, handle: SpeechHandle, text: str | None, instructions: str | None
+    ) -> None:
+        """Answer now: ``text`` joins the history as a user message; ``instructions``
+        guide this one reply."""
         if text:
             self.session.chat_ctx.add("user", text)
-        turn = TurnMetrics(turn=self._next_turn(), user_text=text or "", turn_committed=time.perf_counter())
-        speech = _Speech(handle, lambda q: self._llm_reply(speech, q, text or "", instructions), turn)
+        turn = TurnMetrics(
+            turn=self._next_turn(), user_text=text or "", turn_committed=time.perf_counter()
+        )
+        speech = _Speech(
+            handle, lambda q: self._llm_reply(speech, q, text or "", instructions), turn
+        )
         self._schedule(speech)
 
     async def _speech_loop(self) -> None:
@@ -454,7 +474,9 @@ class CascadingRunner:
             if speech.handle.done:
                 continue
             self._current = speech
-            speech.task = asyncio.create_task(self._run_speech(speech), name=f"parley-{speech.handle.id}")
+            speech.task = asyncio.create_task(
+                self._run_speech(speech), name=f"parley-{speech.handle.id}"
+            )
             try:
                 # wait() does not raise when the speech task is cancelled by an interruption.
                 await asyncio.wait([speech.task])
@@ -598,7 +620,9 @@ class CascadingRunner:
             speech.final_round_start = len(speech.pieces) + queue.qsize()
             await self._run_tools(calls, turn)
 
-    async def _llm_stream(self, stream: AsyncIterator[Any], turn: TurnMetrics) -> AsyncIterator[Any]:
+    async def _llm_stream(
+        self, stream: AsyncIterator[Any], turn: TurnMetrics
+    ) -> AsyncIterator[Any]:
         timeout = self.pipeline.timeouts.llm_first_token
         iterator = aiter(stream)
         try:
@@ -641,7 +665,9 @@ class CascadingRunner:
             error = True
             try:
                 if tool is None:
-                    raise ToolError(f"unknown tool {call.name!r}; available: {', '.join(registry) or 'none'}")
+                    raise ToolError(
+                        f"unknown tool {call.name!r}; available: {', '.join(registry) or 'none'}"
+                    )
                 timeout = tool.timeout or self.pipeline.tool_options.timeout
                 try:
                     value = await asyncio.wait_for(tool.invoke(call.arguments), timeout)
@@ -658,7 +684,9 @@ class CascadingRunner:
                 session._report_error("tool", exc, True)
             results[call.id] = result
             turn.tool_calls += 1
-            session._emit(ToolCalled(call.name, call.arguments, result, error, time.perf_counter() - started))
+            session._emit(
+                ToolCalled(call.name, call.arguments, result, error, time.perf_counter() - started)
+            )
 
         try:
             await asyncio.gather(*(run(call) for call in calls))
@@ -681,7 +709,9 @@ class CascadingRunner:
             speech.task.cancel()
         self._finish_speech(speech, interrupted=interrupted, played=played if record else None)
 
-    def _finish_speech(self, speech: _Speech, *, interrupted: bool, played: float | None = None) -> None:
+    def _finish_speech(
+        self, speech: _Speech, *, interrupted: bool, played: float | None = None
+    ) -> None:
         handle = speech.handle
         if handle.done:
             return

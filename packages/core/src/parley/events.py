@@ -7,14 +7,14 @@ Media never travels as events.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from parley.metrics import TurnMetrics
 
 
-class SessionState(str, Enum):
+class SessionState(StrEnum):
     STARTING = "starting"
     LISTENING = "listening"
     THINKING = "thinking"

@@ -32,12 +32,18 @@ class AudioFrame:
 
     def __post_init__(self) -> None:
         data = self.data
+        if not isinstance(data, np.ndarray):
+            raise TypeError(f"audio data must be a numpy array, got {type(data).__name__}")
         if data.ndim == 1:
             object.__setattr__(self, "data", data.reshape(-1, 1))
         elif data.ndim != 2:
-            raise ValueError(f"audio data must be 1-D or (samples, channels), got shape {data.shape}")
+            raise ValueError(
+                f"audio data must be 1-D or (samples, channels), got shape {data.shape}"
+            )
         if self.data.dtype not in (np.int16, np.float32):
             raise TypeError(f"audio data must be int16 or float32, got {self.data.dtype}")
+        if self.data.shape[1] < 1:
+            raise ValueError(f"audio data needs at least one channel, got shape {self.data.shape}")
         if self.sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
 
@@ -48,6 +54,8 @@ class AudioFrame:
         cls, pcm: bytes, sample_rate: int, channels: int = 1, timestamp: float = 0.0
     ) -> AudioFrame:
         """Build a frame from interleaved little-endian 16-bit PCM bytes."""
+        if channels < 1:
+            raise ValueError(f"channels must be at least 1, got {channels}")
         if len(pcm) % (2 * channels):
             raise ValueError(
                 f"{len(pcm)} bytes is not a whole number of {channels}-channel 16-bit samples"
@@ -86,8 +94,11 @@ class AudioFrame:
     def to_int16(self) -> AudioFrame:
         if self.data.dtype == np.int16:
             return self
-        scaled = np.clip(self.data, -1.0, 1.0) * (_INT16_SCALE - 1)
-        return AudioFrame(np.rint(scaled).astype(np.int16), self.sample_rate, self.timestamp)
+        # The same scale both ways (x 32768, clipped to int16), so int16 -> float32 -> int16
+        # is lossless; scaling by 32767 one way and 32768 the other lost a step near full scale.
+        scaled = np.rint(self.data * _INT16_SCALE)
+        data = np.clip(scaled, -_INT16_SCALE, _INT16_SCALE - 1).astype(np.int16)
+        return AudioFrame(data, self.sample_rate, self.timestamp)
 
     def to_float32(self) -> AudioFrame:
         if self.data.dtype == np.float32:

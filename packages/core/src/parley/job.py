@@ -21,7 +21,9 @@ from parley.edge import Call, Connection, ConnectionClosed, Edge, ParticipantJoi
 
 logger = logging.getLogger("parley.job")
 
-_current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("parley_job", default=None)
+_current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(
+    "parley_job", default=None
+)
 
 _SHUTDOWN_CALLBACK_TIMEOUT = 15.0
 
@@ -53,7 +55,8 @@ class RoomOptions:
         unknown = sorted(set(options) - known)
         if unknown:
             raise TypeError(
-                f"unknown RoomOptions: {', '.join(unknown)}; valid options: {', '.join(sorted(known))}"
+                f"unknown RoomOptions: {', '.join(unknown)}; "
+                f"valid options: {', '.join(sorted(known))}"
             )
         return cls(**options)
 

@@ -13,7 +13,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +55,11 @@ class SessionStartFailed(LauncherError):
 
 
 def validate_call_id(call_id: str) -> str:
-    if not isinstance(call_id, str) or not CALL_ID_PATTERN.match(call_id) or len(call_id) > _MAX_CALL_ID:
+    if (
+        not isinstance(call_id, str)
+        or not CALL_ID_PATTERN.match(call_id)
+        or len(call_id) > _MAX_CALL_ID
+    ):
         raise InvalidCallId(
             f"invalid call_id {str(call_id)[:40]!r}: use 1-{_MAX_CALL_ID} characters from "
             "a-z, 0-9, '_' and '-'"
@@ -130,6 +134,7 @@ class AgentLauncher:
         self._running = False
         self._draining = False
         self._maintenance: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -212,7 +217,9 @@ class AgentLauncher:
 
     # --- sessions ------------------------------------------------------------------------------
 
-    async def start_session(self, call_id: str, call_type: str = "default", **params: Any) -> AgentSession:
+    async def start_session(
+        self, call_id: str, call_type: str = "default", **params: Any
+    ) -> AgentSession:
         """Create an agent and put it on ``call_id``; returns once the session has started.
 
         ``params`` reach ``create_agent`` and ``join_call``. Raises `InvalidCallId`,
@@ -221,7 +228,10 @@ class AgentLauncher:
         """
         validate_call_id(call_id)
         if not self._running or self._draining:
-            raise LauncherNotRunning("not admitting sessions: the launcher is " + ("draining" if self._draining else "not started"))
+            raise LauncherNotRunning(
+                "not admitting sessions: the launcher is "
+                + ("draining" if self._draining else "not started")
+            )
         limit = self.max_concurrent_sessions
         if limit is not None and len(self._sessions) + self._starting >= limit:
             raise SessionLimitExceeded(f"this node runs its maximum of {limit} sessions")
@@ -231,7 +241,8 @@ class AgentLauncher:
         try:
             if not await self.registry.reserve(call_id, session_id, self.max_sessions_per_call):
                 raise CallSessionLimitExceeded(
-                    f"call {call_id!r} already has its maximum of {self.max_sessions_per_call} sessions"
+                    f"call {call_id!r} already has its maximum of "
+                    f"{self.max_sessions_per_call} sessions"
                 )
             reserved = True
             return await self._launch(session_id, call_id, call_type, params)
@@ -242,7 +253,9 @@ class AgentLauncher:
         finally:
             self._starting -= 1
 
-    async def _launch(self, session_id: str, call_id: str, call_type: str, params: dict[str, Any]) -> AgentSession:
+    async def _launch(
+        self, session_id: str, call_id: str, call_type: str, params: dict[str, Any]
+    ) -> AgentSession:
         try:
             agent = await self.create_agent(**params)
         except Exception as exc:
@@ -250,10 +263,14 @@ class AgentLauncher:
             raise SessionStartFailed(f"create_agent failed: {exc}") from exc
         agent._session_id = session_id
         started = agent._session_started
-        task = asyncio.create_task(self._run(agent, call_id, call_type, params), name=f"parley-{session_id}")
+        task = asyncio.create_task(
+            self._run(agent, call_id, call_type, params), name=f"parley-{session_id}"
+        )
         managed = _Managed(session_id, call_id, call_type, time.monotonic(), task)
         waiter = asyncio.ensure_future(started.wait())
-        done, _ = await asyncio.wait({task, waiter}, timeout=self.join_timeout, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {task, waiter}, timeout=self.join_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         waiter.cancel()
         session = agent.session
         if waiter not in done or session is None:
@@ -262,21 +279,27 @@ class AgentLauncher:
             elif task.done():
                 error = RuntimeError("join_call returned without starting a session")
             else:
-                error = TimeoutError(f"join_call did not start a session within {self.join_timeout} s")
+                error = TimeoutError(
+                    f"join_call did not start a session within {self.join_timeout} s"
+                )
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
             await self._record_failure(session_id, call_id, call_type, error)
             raise SessionStartFailed(f"joining call {call_id!r} failed: {error}") from error
         managed.session = session
         self._sessions[session_id] = managed
-        task.add_done_callback(lambda _: asyncio.ensure_future(self._forget(managed)))
+        task.add_done_callback(lambda _: self._in_background(self._forget(managed)))
         try:
-            await self.registry.register(call_id, session_id, call_type=call_type, state=session.state.value)
+            await self.registry.register(
+                call_id, session_id, call_type=call_type, state=session.state.value
+            )
         except StoreUnavailable as exc:
             logger.warning("session %s runs but is not yet in the registry: %s", session_id, exc)
         return session
 
-    async def _run(self, agent: Agent, call_id: str, call_type: str, params: dict[str, Any]) -> None:
+    async def _run(
+        self, agent: Agent, call_id: str, call_type: str, params: dict[str, Any]
+    ) -> None:
         try:
             await self.join_call(agent, call_type, call_id, **params)
         finally:
@@ -284,7 +307,9 @@ class AgentLauncher:
             if session is not None and not session.closed:
                 await session.close()
 
-    async def _record_failure(self, session_id: str, call_id: str, call_type: str, error: BaseException) -> None:
+    async def _record_failure(
+        self, session_id: str, call_id: str, call_type: str, error: BaseException
+    ) -> None:
         """A failed start stays visible in the registry (state ``failed``) until its TTL ends."""
         self._failed_starts += 1
         logger.error("session %s on call %s failed to start: %s", session_id, call_id, error)
@@ -304,7 +329,9 @@ class AgentLauncher:
         try:
             await self.registry.release(call_id, session_id)
         except StoreUnavailable as exc:
-            logger.warning("could not release %s in the registry (it will expire): %s", session_id, exc)
+            logger.warning(
+                "could not release %s in the registry (it will expire): %s", session_id, exc
+            )
 
     async def close_session(self, session_id: str, timeout: float = 10.0) -> bool:
         """Close a session running on this node; False if it is not here."""
@@ -325,7 +352,7 @@ class AgentLauncher:
         """Ask the owning node (this one or another) to close a session; False if unknown."""
         managed = self._sessions.get(session_id)
         if managed is not None and managed.call_id == call_id:
-            asyncio.ensure_future(self.close_session(session_id))
+            self._in_background(self.close_session(session_id))
             return True
         return await self.registry.request_close(call_id, session_id)
 
@@ -333,6 +360,11 @@ class AgentLauncher:
         managed = self._sessions.get(session_id)
         if managed is not None and managed.call_id == call_id:
             await self.close_session(session_id)
+
+    def _in_background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def get_session(self, session_id: str) -> AgentSession | None:
         managed = self._sessions.get(session_id)
@@ -386,7 +418,7 @@ class AgentLauncher:
             if reason:
                 logger.info("closing session %s: %s", managed.session_id, reason)
                 managed.closing = True
-                asyncio.ensure_future(self.close_session(managed.session_id))
+                self._in_background(self.close_session(managed.session_id))
                 continue
             await self._sync(managed)
 

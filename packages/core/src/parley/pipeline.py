@@ -90,7 +90,9 @@ class CascadingPipeline:
         turn_detector = _resolve("turn", self.turn_detector)
         for name, value, kind in (("stt", stt, STT), ("llm", llm, LLM), ("tts", tts, TTS)):
             if not isinstance(value, kind):
-                raise TypeError(f"{name} must be a {kind.__name__} (or a spec string), got {value!r}")
+                raise TypeError(
+                    f"{name} must be a {kind.__name__} (or a spec string), got {value!r}"
+                )
         if vad is not None and not isinstance(vad, VAD):
             raise TypeError(f"vad must be a VAD (or a spec string), got {vad!r}")
         return CascadingParts(stt, llm, tts, vad, turn_detector)

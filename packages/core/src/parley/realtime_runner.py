@@ -68,7 +68,9 @@ class RealtimeRunner:
     async def start(self) -> None:
         session = self.session
         self._rt = await self.model.connect(
-            instructions=session.agent.instructions, tools=session.tools(), chat_ctx=session.chat_ctx
+            instructions=session.agent.instructions,
+            tools=session.tools(),
+            chat_ctx=session.chat_ctx,
         )
         self._events_task = asyncio.create_task(self._event_loop(self._rt), name="parley-realtime")
 
@@ -113,7 +115,9 @@ class RealtimeRunner:
         prompt = f"Say exactly this to the user, word for word, and nothing else: {text}"
         self.session._spawn(self._require_rt().push_text(prompt), "realtime")
 
-    def generate_reply(self, handle: SpeechHandle, text: str | None, instructions: str | None) -> None:
+    def generate_reply(
+        self, handle: SpeechHandle, text: str | None, instructions: str | None
+    ) -> None:
         self._pending_handles.append(handle)
         if text:
             self.session.chat_ctx.add("user", text)
@@ -216,7 +220,9 @@ class RealtimeRunner:
         if await self.playout.finish(handle) and self._response is response:
             self._end_response(response, interrupted=False)
 
-    def _end_response(self, response: _Response, *, interrupted: bool, played: float | None = None) -> None:
+    def _end_response(
+        self, response: _Response, *, interrupted: bool, played: float | None = None
+    ) -> None:
         session = self.session
         handle = response.handle
         if self._response is response:
@@ -264,5 +270,7 @@ class RealtimeRunner:
             session.metrics.tool_errors += 1
             session._report_error("tool", exc, True)
         session.metrics.tool_calls += 1
-        session._emit(ToolCalled(call.name, call.arguments, result, error, time.perf_counter() - started))
+        session._emit(
+            ToolCalled(call.name, call.arguments, result, error, time.perf_counter() - started)
+        )
         await self._require_rt().send_tool_result(call, result)

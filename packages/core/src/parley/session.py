@@ -59,7 +59,9 @@ class _Runner(Protocol):
     async def push_audio(self, participant: Participant, frame: AudioFrame) -> None: ...
     def user_text(self, text: str) -> None: ...
     def say(self, handle: SpeechHandle, text: str) -> None: ...
-    def generate_reply(self, handle: SpeechHandle, text: str | None, instructions: str | None) -> None: ...
+    def generate_reply(
+        self, handle: SpeechHandle, text: str | None, instructions: str | None
+    ) -> None: ...
     def interrupt(self) -> None: ...
     async def aclose(self) -> None: ...
     @property
@@ -170,7 +172,9 @@ class AgentSession:
         self._set_state(SessionState.LISTENING)
         self._touch_activity()
         if self.wake_up is not None:
-            self._wake_task = asyncio.create_task(self._wake_loop(self.wake_up), name="parley-wake-up")
+            self._wake_task = asyncio.create_task(
+                self._wake_loop(self.wake_up), name="parley-wake-up"
+            )
         self.agent._session_started.set()
         await self.agent.on_enter()
 
@@ -291,14 +295,18 @@ class AgentSession:
 
     # --- speaking ------------------------------------------------------------------------------
 
-    def say(self, text: str, interruptible: bool = True, add_to_history: bool = True) -> SpeechHandle:
+    def say(
+        self, text: str, interruptible: bool = True, add_to_history: bool = True
+    ) -> SpeechHandle:
         """Speak ``text`` as is. ``await`` the handle to wait until it has been played."""
         runner = self._require_runner()
         handle = SpeechHandle(interruptible=interruptible, add_to_history=add_to_history)
         runner.say(handle, text)
         return handle
 
-    def generate_reply(self, text: str | None = None, *, instructions: str | None = None) -> SpeechHandle:
+    def generate_reply(
+        self, text: str | None = None, *, instructions: str | None = None
+    ) -> SpeechHandle:
         """Let the LLM answer now: ``text`` joins the history as a user message;
         ``instructions`` steer this one reply only."""
         runner = self._require_runner()
@@ -354,7 +362,8 @@ class AgentSession:
         if state is self.state:
             return
         if self.state in (SessionState.CLOSED, SessionState.FAILED) or (
-            self._closing and state not in (SessionState.CLOSING, SessionState.CLOSED, SessionState.FAILED)
+            self._closing
+            and state not in (SessionState.CLOSING, SessionState.CLOSED, SessionState.FAILED)
         ):
             return
         old, self.state = self.state, state
@@ -400,7 +409,12 @@ class AgentSession:
             return
         message: dict[str, Any] | None = None
         if isinstance(event, Transcript):
-            message = {"type": "transcript", "role": event.role, "text": event.text, "final": event.final}
+            message = {
+                "type": "transcript",
+                "role": event.role,
+                "text": event.text,
+                "final": event.final,
+            }
         elif isinstance(event, StateChanged):
             message = {"type": "state", "state": event.new.value}
         elif isinstance(event, TurnMetricsReady):

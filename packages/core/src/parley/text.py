@@ -9,7 +9,28 @@ import re
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
 _CLAUSE_END = re.compile(r"[,;:—]\s")
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e approx dept est fig inc ltd no mt".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "approx",
+        "dept",
+        "est",
+        "fig",
+        "inc",
+        "ltd",
+        "no",
+        "mt",
+    ]
 )
 
 
@@ -47,7 +68,9 @@ class SentenceSplitter:
         while match := _SENTENCE_END.search(buffer, search_from):
             end = match.end()
             candidate = buffer[:end].strip()
-            if len(candidate) >= self.min_chars and not _ends_with_abbreviation(buffer[: match.start() + 1]):
+            if len(candidate) >= self.min_chars and not _ends_with_abbreviation(
+                buffer[: match.start() + 1]
+            ):
                 self._buffer = buffer[end:]
                 self._emitted += 1
                 return candidate
