@@ -66,6 +66,12 @@ class ChatContext:
         return message
 
     def copy(self) -> ChatContext:
+        """A new list over the same messages: adding or removing messages in the copy leaves
+        this context alone (cheap: the engine takes one per LLM call). Use `deepcopy` to
+        also edit messages in place."""
+        return ChatContext(self.messages)
+
+    def deepcopy(self) -> ChatContext:
         return ChatContext(copy.deepcopy(self.messages))
 
     def last(self, role: Role | None = None) -> ChatMessage | None:

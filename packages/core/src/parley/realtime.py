@@ -78,7 +78,10 @@ class RealtimeSession(ABC):
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._events.put(None)
+            # Never block on a full queue whose reader is gone: make room for the end marker.
+            while self._events.full():
+                self._events.get_nowait()
+            self._events.put_nowait(None)
 
     async def _emit(self, event: RealtimeEvent) -> None:
         if not self._closed:

@@ -61,7 +61,10 @@ class STTStream(ABC):
         """Stop recognition and end the event iteration."""
         if not self._closed:
             self._closed = True
-            await self._events.put(None)
+            # Never block on a full queue whose reader is gone: make room for the end marker.
+            while self._events.full():
+                self._events.get_nowait()
+            self._events.put_nowait(None)
 
     async def _emit(self, event: STTEvent) -> None:
         """For implementations: hand an event to the reader (waits if the reader lags)."""
