@@ -246,6 +246,8 @@ class AgentLauncher:
                 )
             reserved = True
             return await self._launch(session_id, call_id, call_type, params)
+        except SessionStartFailed:
+            raise  # recorded as failed; its slot is already free
         except BaseException:
             if reserved and session_id not in self._sessions:
                 await self._release(call_id, session_id)

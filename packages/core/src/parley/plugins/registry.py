@@ -1,0 +1,318 @@
+"""The registry of parts: what each plugin offers, by kind and name, with lazy import targets.
+
+A plugin's ``register_parts`` hook receives a `Registrar` and calls it once per part. Nothing is
+imported at registration: a part is a name, an import target (``"package.module:Factory"``),
+its capabilities and the modules it needs. The target is imported when the part is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any, NoReturn
+
+from parley.plugins.errors import (
+    PartImportError,
+    RegistrationError,
+    UnknownPartError,
+    install_hint,
+    package_for,
+)
+from parley.plugins.spec import Spec, SpecError, is_valid_name, parse_spec
+
+KINDS: tuple[str, ...] = ("stt", "llm", "tts", "realtime", "vad", "turn", "edge", "store")
+
+_DOTTED = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
+_TARGET = re.compile(rf"({_DOTTED}):({_DOTTED})")
+
+
+def check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown part kind {kind!r}; the kinds are: {', '.join(KINDS)}")
+
+
+def module_available(name: str) -> bool:
+    """Whether ``name`` can be imported, found without importing it (only parents of a dotted
+    name are imported, as `importlib.util.find_spec` must)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    """One part a plugin offers: ``kind`` and ``name`` (what a spec string names), the import
+    ``target`` of its factory, its capabilities, and the modules it needs (``requires``)."""
+
+    kind: str
+    name: str
+    target: str
+    plugin: str
+    capabilities: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    description: str = ""
+    requires: tuple[str, ...] = ()
+
+    @cached_property
+    def missing(self) -> tuple[str, ...]:
+        """The required modules that cannot be found (checked once, never imported)."""
+        return tuple(name for name in self.requires if not module_available(name))
+
+    @property
+    def deps_ok(self) -> bool:
+        return not self.missing
+
+    def load(self, distribution: str | None = None) -> Callable[..., Any]:
+        """Import and return the factory behind ``target``."""
+        module_name, _, attr_path = self.target.partition(":")
+        where = f"{self.kind} {self.name!r} (plugin {self.plugin!r}"
+        where += f", distribution {distribution})" if distribution else ")"
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            missing = exc.name or module_name
+            package = distribution or package_for(self.plugin)
+            raise PartImportError(
+                f"cannot build {where}: importing {module_name!r} failed because module "
+                f"{missing!r} is not installed. Install the plugin with its dependencies "
+                f"(`pip install {package}`) or the missing module itself",
+                name=missing,
+            ) from exc
+        except Exception as exc:
+            raise PartImportError(
+                f"cannot build {where}: importing {module_name!r} raised "
+                f"{type(exc).__name__}: {exc}",
+                name=module_name,
+            ) from exc
+        for attr in attr_path.split("."):
+            try:
+                obj = getattr(obj, attr)
+            except AttributeError as exc:
+                raise PartImportError(
+                    f"cannot build {where}: {self.target!r} does not exist "
+                    f"({module_name!r} has no attribute {attr_path!r}); the plugin registered "
+                    "a wrong target, report it to its authors",
+                    name=module_name,
+                ) from exc
+        if not callable(obj):
+            raise PartImportError(
+                f"cannot build {where}: {self.target!r} is not callable", name=module_name
+            )
+        return obj  # type: ignore[no-any-return]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "target": self.target,
+            "description": self.description,
+            "capabilities": dict(self.capabilities),
+            "requires": list(self.requires),
+            "missing": list(self.missing),
+            "deps_ok": self.deps_ok,
+        }
+
+
+@dataclass(frozen=True)
+class PresetInfo:
+    """A name that stands for another spec of the same kind, e.g. stt ``"local"`` →
+    ``"whisper"``."""
+
+    kind: str
+    name: str
+    spec: Spec
+    plugin: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "spec": str(self.spec)}
+
+
+class Registrar:
+    """The ``register`` argument of the ``register_parts`` hook, bound to one plugin.
+
+    Registrations are staged here and reach the `Registry` only when the plugin's whole hook
+    succeeded, so a plugin is never half-registered.
+    """
+
+    def __init__(self, plugin: str) -> None:
+        self.plugin = plugin
+        self.parts: list[PartInfo] = []
+        self.presets: list[PresetInfo] = []
+
+    def __call__(
+        self,
+        kind: str,
+        name: str,
+        target: str,
+        *,
+        capabilities: Mapping[str, Any] | None = None,
+        description: str = "",
+        requires: Sequence[str] = (),
+    ) -> None:
+        """Declare a part: ``kind`` (one of `KINDS`), the ``name`` spec strings use, and the
+        ``target`` factory ``"package.module:Factory"`` called with the spec's options."""
+        self._check_kind(kind)
+        self._check_name(kind, name)
+        if not isinstance(target, str) or not _TARGET.fullmatch(target):
+            self._fail(
+                f"the target of {kind} {name!r} must be an import path like "
+                f"'package.module:Factory', got {target!r}"
+            )
+        caps = self._check_capabilities(kind, name, capabilities)
+        self._check_description(kind, name, description)
+        needed = self._check_requires(kind, name, requires)
+        if any(p.kind == kind and p.name == name for p in self.parts):
+            self._fail(f"{kind} {name!r} is registered twice")
+        self.parts.append(
+            PartInfo(kind, name, target, self.plugin, MappingProxyType(caps), description, needed)
+        )
+
+    def preset(self, name: str, kind: str, spec: str) -> None:
+        """Make ``name`` stand for ``spec`` when resolving a part of ``kind``; presets may
+        point at other presets (e.g. stt ``"local"`` → ``"whisper/small"``)."""
+        self._check_kind(kind)
+        self._check_name(kind, name)
+        try:
+            parsed = parse_spec(spec)
+        except (SpecError, TypeError) as exc:
+            self._fail(f"preset {kind} {name!r}: {exc}")
+        if any(p.kind == kind and p.name == name for p in self.presets):
+            self._fail(f"preset {kind} {name!r} is registered twice")
+        self.presets.append(PresetInfo(kind, name, parsed, self.plugin))
+
+    # --- validation ---------------------------------------------------------------------------
+
+    def _fail(self, problem: str) -> NoReturn:
+        raise RegistrationError(f"plugin {self.plugin!r}: {problem}")
+
+    def _check_kind(self, kind: str) -> None:
+        if kind not in KINDS:
+            self._fail(f"unknown part kind {kind!r}; the kinds are: {', '.join(KINDS)}")
+
+    def _check_name(self, kind: str, name: str) -> None:
+        if not isinstance(name, str) or not is_valid_name(name):
+            self._fail(
+                f"invalid {kind} name {name!r}: use letters, digits, '_', '.', '-', "
+                "starting with a letter or digit"
+            )
+
+    def _check_description(self, kind: str, name: str, description: object) -> None:
+        if not isinstance(description, str):
+            self._fail(f"the description of {kind} {name!r} must be a string")
+
+    def _check_capabilities(self, kind: str, name: str, capabilities: object) -> dict[str, Any]:
+        if capabilities is None:
+            return {}
+        if not isinstance(capabilities, Mapping):
+            self._fail(
+                f"the capabilities of {kind} {name!r} must be a dict, got "
+                f"{type(capabilities).__name__}"
+            )
+        caps = dict(capabilities)
+        try:
+            json.dumps(caps)  # listed by `parley plugins --json`
+        except (TypeError, ValueError) as exc:
+            self._fail(f"the capabilities of {kind} {name!r} must be JSON-serializable: {exc}")
+        return caps
+
+    def _check_requires(self, kind: str, name: str, requires: Sequence[str]) -> tuple[str, ...]:
+        if isinstance(requires, str) or not all(isinstance(r, str) for r in requires):
+            self._fail(
+                f"the requires of {kind} {name!r} must be a list of module names, e.g. "
+                f"['numpy'], got {requires!r}"
+            )
+        for module in requires:
+            if not re.fullmatch(_DOTTED, module):
+                self._fail(f"{kind} {name!r} requires {module!r}, which is not a module name")
+        return tuple(requires)
+
+
+class Registry:
+    """Every registered part and preset, keyed by (kind, name). The first registration wins."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[str, str], PartInfo] = {}
+        self._presets: dict[tuple[str, str], PresetInfo] = {}
+
+    def add(self, registrar: Registrar) -> list[str]:
+        """Commit a plugin's staged registrations; return warnings about names already taken."""
+        warnings: list[str] = []
+        for part in registrar.parts:
+            key = (part.kind, part.name)
+            if key in self._parts:
+                owner = self._parts[key].plugin
+                warnings.append(f"{part.kind} {part.name!r} is already provided by {owner!r}")
+            else:
+                self._parts[key] = part
+        for preset in registrar.presets:
+            key = (preset.kind, preset.name)
+            if key in self._presets:
+                owner = self._presets[key].plugin
+                warnings.append(f"preset {preset.kind} {preset.name!r} is already set by {owner!r}")
+            else:
+                self._presets[key] = preset
+        return warnings
+
+    def remove_plugin(self, plugin: str) -> None:
+        self._parts = {k: p for k, p in self._parts.items() if p.plugin != plugin}
+        self._presets = {k: p for k, p in self._presets.items() if p.plugin != plugin}
+
+    def parts(self, kind: str | None = None, plugin: str | None = None) -> tuple[PartInfo, ...]:
+        return tuple(
+            p
+            for _, p in sorted(self._parts.items())
+            if (kind is None or p.kind == kind) and (plugin is None or p.plugin == plugin)
+        )
+
+    def presets(self, kind: str | None = None, plugin: str | None = None) -> tuple[PresetInfo, ...]:
+        return tuple(
+            p
+            for _, p in sorted(self._presets.items())
+            if (kind is None or p.kind == kind) and (plugin is None or p.plugin == plugin)
+        )
+
+    def find(self, kind: str, spec: Spec) -> tuple[PartInfo, Spec]:
+        """Follow presets from ``spec`` to a part; return it with the fully merged spec.
+
+        A preset may point at a part of its own name (``"openai"`` → ``"openai/gpt-4o-mini"``);
+        a chain that comes back to a preset without reaching a part is a cycle.
+        """
+        check_kind(kind)
+        current = spec
+        followed: list[PresetInfo] = []
+        while True:
+            preset = self._presets.get((kind, current.name))
+            if preset is not None and preset not in followed:
+                followed.append(preset)
+                current = current.merged_over(preset.spec)
+                continue
+            part = self._parts.get((kind, current.name))
+            if part is not None:
+                return part, current
+            if preset is not None:
+                chain = " -> ".join([*(p.name for p in followed), current.name])
+                raise UnknownPartError(
+                    f"the {kind} presets form a cycle: {chain} "
+                    f"(set by {', '.join(sorted({p.plugin for p in followed}))}); "
+                    "fix or uninstall one of those plugins"
+                )
+            raise UnknownPartError(self._unknown_message(kind, current.name, followed))
+
+    def _unknown_message(self, kind: str, name: str, followed: Iterable[PresetInfo]) -> str:
+        parts = [p.name for p in self.parts(kind)]
+        presets = [p.name for p in self.presets(kind)]
+        via = [p.name for p in followed]
+        message = f"no installed plugin provides the {kind} part {name!r}"
+        if via:
+            message += f" (reached through preset {' -> '.join(via)})"
+        available = ", ".join(parts) if parts else "none"
+        message += f". Available {kind} parts: {available}"
+        if presets:
+            message += f"; presets: {', '.join(presets)}"
+        return message + f". To add one, install its plugin: {install_hint(name)}"
