@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from parley.frames import AudioFrame
-from parley.segmenting import VADSegmentedSTT, streaming_stt
+from parley.segmenting import VADSegmentedSTT
 from parley.stt import STT, BatchSTT, STTEvent, STTStream
 from parley.vad import VAD, ProbabilityVADStream, VADStream
 
@@ -240,12 +240,3 @@ async def test_aclose_cancels_pending_recognition() -> None:
         await stream.push(AudioFrame.silence(0.02, RATE))
     await stt.aclose()
     assert batch.closed
-
-
-def test_streaming_stt_wraps_only_batch_recognizers() -> None:
-    batch = RecordingSTT()
-    wrapped = streaming_stt(batch, EnergyVAD())
-    assert isinstance(wrapped, VADSegmentedSTT) and wrapped.batch is batch
-    assert streaming_stt(wrapped, None) is wrapped
-    with pytest.raises(ValueError, match="needs a VAD"):
-        streaming_stt(batch, None)

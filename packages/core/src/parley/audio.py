@@ -7,10 +7,12 @@ frames of a fixed duration (what codecs, VADs and STT websockets want).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+from parley._lazy import np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 from parley.frames import AudioFrame, SampleFormat
 

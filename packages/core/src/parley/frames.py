@@ -8,10 +8,12 @@ new frames and never modify the source array.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import numpy.typing as npt
+from parley._lazy import np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 SampleFormat = Literal["int16", "float32"]
 

@@ -12,10 +12,12 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+from parley._lazy import np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 from parley.audio import AudioResampler
 from parley.frames import AudioFrame
@@ -131,7 +133,7 @@ class VADSegmentedStream(STTStream):
                     self._recognized_until,
                     event.timestamp - self._owner.pre_roll,
                 )
-                self._chain(self._emit_event(STTEvent("speech_started")))
+                self._chain(self._emit(STTEvent("speech_started")))
             elif self._segment_start is not None:
                 self._cut(self._segment_start, now)
                 self._segment_start = None
@@ -200,9 +202,6 @@ class VADSegmentedStream(STTStream):
                 STTEvent("final", text.strip(), language=self._language, audio_duration=duration)
             )
 
-    async def _emit_event(self, event: STTEvent) -> None:
-        await self._emit(event)
-
     def _chain(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` after everything chained before it (one task per segment or start)."""
         task = asyncio.create_task(_after(self._tail, work))
@@ -223,15 +222,3 @@ async def _after(previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, 
         work.close()
         raise
     await work
-
-
-def streaming_stt(stt: STT | BatchSTT, vad: VAD | None, **options: Any) -> STT:
-    """Return ``stt`` as a streaming STT, wrapping a batch recognizer with ``vad``."""
-    if isinstance(stt, STT):
-        return stt
-    if vad is None:
-        raise ValueError(
-            f"{type(stt).__name__} transcribes whole utterances and needs a VAD to cut them: "
-            "pass vad=... (for example the 'silero' plugin's VAD)"
-        )
-    return VADSegmentedSTT(stt, vad, **options)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import numpy.typing as npt
+from parley._lazy import np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 from parley.audio import AudioChunker, AudioResampler
 from parley.frames import AudioFrame

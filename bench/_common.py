@@ -1,0 +1,79 @@
+"""Helpers shared by the engine benchmarks: session setup, percentiles, bars and load notes.
+
+Benchmarks print figures and whether a bar is met; they always exit 0 (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from parley import Agent, AgentSession, CascadingPipeline
+from parley.testing import InMemoryConnection, InMemoryEdge
+
+
+def parse_args(description: str, quick_help: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    return parser.parse_args()
+
+
+def load_note() -> str:
+    """The machine's load average next to the figures: other processes skew timings."""
+    one, five, fifteen = os.getloadavg()
+    return f"load avg {one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min) on {os.cpu_count()} cores"
+
+
+def header(title: str) -> None:
+    print(f"== {title}")
+    print(f"   python {platform.python_version()} on {sys.platform}; {load_note()}")
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Percentiles of a sample, in the unit the sample was given in."""
+
+    count: int
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Summary:
+        if not values:
+            return cls(0, float("nan"), float("nan"), float("nan"), float("nan"))
+        p50, p95, p99 = np.percentile(np.asarray(values, dtype=np.float64), [50, 95, 99])
+        return cls(len(values), float(p50), float(p95), float(p99), float(max(values)))
+
+    def line(self, unit: str = "ms", digits: int = 3) -> str:
+        f = f"{{:.{digits}f}}"
+        return (
+            f"n={self.count:<5d} p50 {f.format(self.p50)} {unit}  p95 {f.format(self.p95)} {unit}  "
+            f"p99 {f.format(self.p99)} {unit}  max {f.format(self.max)} {unit}"
+        )
+
+
+def bar(label: str, value: float, limit: float, unit: str) -> bool:
+    """Print one bar and whether it is met."""
+    met = value <= limit
+    print(f"   BAR {label} ≤ {limit:g} {unit}: {value:.3f} {unit} -> {'MET' if met else 'MISSED'}")
+    return met
+
+
+async def start_session(
+    pipeline: CascadingPipeline, edge: InMemoryEdge, call_id: str
+) -> tuple[AgentSession, InMemoryConnection]:
+    """An agent session on ``edge`` the way a launcher starts one (no greeting)."""
+    agent = Agent("You are a benchmark.", edge=edge)
+    session = AgentSession(agent, pipeline)
+    call = await agent.create_call("default", call_id)
+    connection = await edge.join(call, agent.agent_user)
+    await session.start(connection)
+    return session, connection
