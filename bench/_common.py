@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from parley import Agent, AgentSession, CascadingPipeline
+from parley.agent import Agent
+from parley.pipeline import CascadingPipeline
+from parley.session import AgentSession
 from parley.testing import InMemoryConnection, InMemoryEdge
 
 

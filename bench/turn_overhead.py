@@ -27,12 +27,11 @@ import time
 from dataclasses import dataclass, field
 
 from _common import Summary, bar, header, parse_args, start_session
-
-from parley import CascadingPipeline
 from parley.chat import ChatContext
 from parley.events import AgentTurnEnded, TurnMetricsReady
 from parley.llm import Usage
 from parley.metrics import TurnMetrics
+from parley.pipeline import CascadingPipeline
 from parley.testing import FakeLLM, FakeSTT, FakeTTS, InMemoryEdge, Reply, tokenize
 
 REPLY = (
@@ -64,9 +63,7 @@ def _reply(_: ChatContext) -> Reply:
 
 
 async def engine_turns(output_rate: int, turns: int, warmup: int) -> EngineRun:
-    edge = InMemoryEdge(
-        output_sample_rate=output_rate, realtime_playout=False, record_frames=False
-    )
+    edge = InMemoryEdge(output_sample_rate=output_rate, realtime_playout=False, record_frames=False)
     stt = FakeSTT(turn_detection=True)
     pipeline = CascadingPipeline(
         stt=stt,
@@ -111,7 +108,7 @@ async def bare_handoff(samples: int) -> list[float]:
     arrivals: list[float] = []
 
     async def consumer() -> None:
-        while (item := await queue.get()) is not None:
+        while await queue.get() is not None:
             arrivals.append(time.perf_counter())
 
     task = asyncio.create_task(consumer())
@@ -170,8 +167,10 @@ async def main(quick: bool) -> None:
         print(f"   -- {rate // 1000} kHz output")
         bar("p50", summary.p50, 0.5, "ms")
         bar("p95", summary.p95, 1.0, "ms")
-        print(f"   (p99 {summary.p99:.3f} ms; engine p50 / bare hand-off p50 = "
-              f"{summary.p50 / baseline.p50:.1f}x)")
+        print(
+            f"   (p99 {summary.p99:.3f} ms; engine p50 / bare hand-off p50 = "
+            f"{summary.p50 / baseline.p50:.1f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -268,3 +268,32 @@ def test_import_without_the_sdk_says_what_to_install() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert 'pip install "parley-core[mcp]"' in out.stdout
+
+
+# --- in a session -------------------------------------------------------------------------------
+
+
+async def test_agent_uses_mcp_tools_in_a_session(server_script: Path) -> None:
+    from parley import Agent, AgentSession, CascadingPipeline
+    from parley.chat import ToolCall
+    from parley.edge import Call
+    from parley.testing import FakeLLM, FakeSTT, FakeTTS, InMemoryEdge, Reply
+
+    server = MCPServerStdio(sys.executable, [str(server_script)])
+    agent = Agent("Use tools.", mcp_servers=[server])
+    llm = FakeLLM([Reply(tool_calls=[ToolCall("weather_today", '{"city": "Rome"}')]), "Sunny."])
+    session = AgentSession(agent, CascadingPipeline(stt=FakeSTT(None), llm=llm, tts=FakeTTS()))
+    edge = InMemoryEdge(realtime_playout=False)
+    await session.start(await edge.join(Call("default", "mcp", edge), agent.agent_user))
+    assert "weather_today" in llm_tools_offered(session)
+    handle = session.generate_reply("weather in rome?")
+    await handle
+    results = [m.content for m in agent.chat_ctx if m.role == "tool"]
+    assert results == ["Sunny in Rome"]
+    assert "weather_today" in llm.calls[0].tools
+    await session.close()
+    assert server._task is None or server._task.done(), "the session closes its MCP servers"
+
+
+def llm_tools_offered(session: object) -> list[str]:
+    return [tool.name for tool in session.tools()]  # type: ignore[attr-defined]

@@ -141,6 +141,7 @@ class Agent:
         """List the tools of ``mcp_servers`` (called when the session starts)."""
         tools: list[FunctionTool] = []
         for server in self.mcp_servers:
+            await server.connect()
             tools.extend(await server.list_tools())
         self._mcp_tools = tools
 

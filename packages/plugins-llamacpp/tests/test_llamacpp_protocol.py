@@ -1,0 +1,147 @@
+"""The few-shot tool-call protocol, without a model: prompt layout and output parsing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from parley.chat import ChatContext, ToolCall
+from parley.tools import FunctionTool
+from parley_llamacpp.protocol import (
+    TOOL_RESULT_PREFIX,
+    ToolSpec,
+    could_be_tool_call,
+    examples_for,
+    json_object_complete,
+    parse_tool_call,
+    render_messages,
+)
+
+
+def get_weather(location: str) -> str:
+    """Get the current weather for a location."""
+    return f"Sunny in {location}."
+
+
+def convert_currency(amount: float, currency: str) -> str:
+    """Convert an amount of euros to another currency."""
+    return f"{amount} {currency}"
+
+
+WEATHER = ToolSpec.of(FunctionTool(get_weather))
+CURRENCY = ToolSpec.of(FunctionTool(convert_currency))
+
+
+def conversation() -> ChatContext:
+    ctx = ChatContext()
+    ctx.add("system", "You are terse.")
+    ctx.add("user", "What's the weather in Rome?")
+    return ctx
+
+
+def test_parses_a_call_to_a_known_tool_with_arguments_as_json_text() -> None:
+    call = parse_tool_call(
+        '{"tool": "get_weather", "arguments": {"location": "Rome"}}\n',
+        [WEATHER],
+        "What's the weather in Rome?",
+    )
+    assert call is not None
+    assert call.name == "get_weather"
+    assert json.loads(call.arguments) == {"location": "Rome"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The weather in Rome is sunny.",
+        '{"tool": "book_flight", "arguments": {"to": "Rome"}}',  # unknown tool
+        '{"tool": "get_weather", "arguments": "Rome"}',  # arguments not an object
+        '{"tool": "get_weather", "arguments": {"location": "Rome"',  # never closed
+        '["get_weather"]',
+    ],
+)
+def test_anything_else_is_not_a_call(text: str) -> None:
+    assert parse_tool_call(text, [WEATHER], "What's the weather in Rome?") is None
+
+
+def test_string_arguments_must_come_from_what_the_user_said() -> None:
+    invented = '{"tool": "get_weather", "arguments": {"location": "Lima"}}'
+    assert parse_tool_call(invented, [WEATHER], "What time is it?") is None
+    said = '{"tool": "get_weather", "arguments": {"location": "new york"}}'
+    assert parse_tool_call(said, [WEATHER], "Weather in New York, please!") is not None
+
+
+def test_output_is_held_only_while_it_can_still_be_json() -> None:
+    assert could_be_tool_call("")
+    assert could_be_tool_call(" \n")
+    assert could_be_tool_call('{"tool": "get_')
+    assert not could_be_tool_call("The")
+    assert not json_object_complete('{"tool": "get_weather", "arguments": {')
+    assert json_object_complete('{"tool": "x", "arguments": {}} trailing')
+
+
+def test_prompt_lists_tools_then_examples_then_the_conversation() -> None:
+    messages = render_messages(conversation(), [WEATHER], {})
+    system = messages[0]
+    assert system["role"] == "system"
+    assert system["content"].startswith("You are terse.")
+    assert "get_weather: Get the current weather for a location." in system["content"]
+    assert messages[-1] == {"role": "user", "content": "What's the weather in Rome?"}
+    examples = messages[1:-1]
+    calls = [m["content"] for m in examples if m["content"].startswith("{")]
+    assert calls, "the few-shot block shows tool calls"
+    for line in calls:
+        parsed = json.loads(line)
+        assert parsed["tool"] == "get_weather"
+        assert set(parsed["arguments"]) == {"location"}
+    plain = [m for m in examples if m["role"] == "assistant" and not m["content"].startswith("{")]
+    assert plain, "the few-shot block shows plain answers too"
+    assert any(m["content"].startswith(TOOL_RESULT_PREFIX) for m in examples)
+
+
+def test_prefix_is_stable_across_turns_for_the_kv_cache() -> None:
+    ctx = conversation()
+    first = render_messages(ctx, [WEATHER], {})
+    call = ToolCall(name="get_weather", arguments='{"location": "Rome"}')
+    ctx.add("assistant", "", tool_calls=[call])
+    ctx.add("tool", "Sunny, 25 degrees.", tool_call_id=call.id, name=call.name)
+    second = render_messages(ctx, [WEATHER], {})
+    assert second[: len(first)] == first
+    assert second[len(first)] == {
+        "role": "assistant",
+        "content": '{"tool": "get_weather", "arguments": {"location": "Rome"}}',
+    }
+    assert second[-1] == {
+        "role": "user",
+        "content": f"{TOOL_RESULT_PREFIX} (get_weather): Sunny, 25 degrees.",
+    }
+
+
+def test_skipping_old_turns_never_starts_on_an_orphan_tool_result() -> None:
+    ctx = conversation()
+    call = ToolCall(name="get_weather", arguments='{"location": "Rome"}')
+    ctx.add("assistant", "", tool_calls=[call])
+    ctx.add("tool", "Sunny.", tool_call_id=call.id, name=call.name)
+    ctx.add("assistant", "It is sunny in Rome.")
+    full = render_messages(ctx, [], {})
+    trimmed = render_messages(ctx, [], {}, skip=2)
+    assert trimmed[0] == full[0]
+    assert trimmed[1:] == [{"role": "assistant", "content": "It is sunny in Rome."}]
+
+
+def test_no_tools_means_no_tool_prompt() -> None:
+    messages = render_messages(conversation(), [], {})
+    assert messages == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "What's the weather in Rome?"},
+    ]
+
+
+def test_given_examples_replace_the_made_up_ones() -> None:
+    given = [("How many dollars is 5 euros?", {"amount": 5, "currency": "USD"})]
+    assert examples_for(CURRENCY, given) == given
+    made_up = examples_for(CURRENCY, None)
+    assert made_up
+    for _question, arguments in made_up:
+        assert set(arguments) == {"amount", "currency"}
+        assert isinstance(arguments["amount"], float | int)

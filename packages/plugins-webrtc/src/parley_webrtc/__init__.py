@@ -1,0 +1,79 @@
+"""Parley's local WebRTC edge: the agent process is the peer, a browser talks to it directly.
+
+This entry module stays light: it registers the edge and the signaling routes by name and
+imports aiortc only when a class is used (``from parley.plugins import webrtc; webrtc.Edge()``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from parley.plugins.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from parley_webrtc.connection import WebRTCConnection
+    from parley_webrtc.edge import WebRTCEdge
+    from parley_webrtc.rooms import Rooms
+    from parley_webrtc.routes import create_router
+
+    Edge = WebRTCEdge
+
+PARLEY_API = 1
+
+__all__ = ["PARLEY_API", "Edge", "Rooms", "WebRTCConnection", "WebRTCEdge", "create_router"]
+
+_LAZY = {
+    "Edge": ("parley_webrtc.edge", "WebRTCEdge"),
+    "WebRTCEdge": ("parley_webrtc.edge", "WebRTCEdge"),
+    "WebRTCConnection": ("parley_webrtc.connection", "WebRTCConnection"),
+    "Rooms": ("parley_webrtc.rooms", "Rooms"),
+    "create_router": ("parley_webrtc.routes", "create_router"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'parley_webrtc' has no attribute {name!r}")
+    import importlib
+
+    module_name, attribute = _LAZY[name]
+    value = getattr(importlib.import_module(module_name), attribute)
+    globals()[name] = value
+    return value
+
+
+@hookimpl
+def register_parts(register: Any) -> None:
+    register(
+        "edge",
+        "webrtc",
+        "parley_webrtc.edge:WebRTCEdge",
+        capabilities={
+            "audio_in": True,
+            "audio_out": True,
+            "video_in": True,
+            "data": True,
+            "local": True,
+            "routes": "/webrtc",
+        },
+        description="The agent process is the WebRTC peer (aiortc); browsers join directly.",
+        requires=("aiortc", "fastapi"),
+    )
+
+
+@hookimpl
+def register_routes(app: Any, context: Any) -> None:
+    """Mount signaling and the demo page at ``/webrtc``.
+
+    Optional attributes read from ``context``: ``webrtc_rooms`` (a `Rooms`; default: this
+    process's) and ``ensure_call`` (``async (call_id) -> None``: start an agent session for a
+    call a browser asks for, when none is running).
+    """
+    from parley_webrtc.routes import create_router
+
+    app.include_router(
+        create_router(
+            getattr(context, "webrtc_rooms", None),
+            ensure_call=getattr(context, "ensure_call", None),
+        )
+    )
