@@ -93,7 +93,7 @@ class Closes:
 async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
     """Poll the store until ``check`` passes (expiry has no event to wait on)."""
     async with asyncio.timeout(10):
-        while not await check():  # noqa: ASYNC110
+        while not await check():
             await asyncio.sleep(0.05)
 
 

@@ -95,25 +95,46 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from parley.agent import Agent
-    from parley.audio import AudioChunker, AudioResampler
-    from parley.bus import EventBus
-    from parley.chat import ChatContext, ChatMessage, ToolCall
-    from parley.edge import Call, Connection, Edge, User
-    from parley.events import SessionState
-    from parley.flow import ConversationFlow
-    from parley.frames import AudioFrame, VideoFrame
-    from parley.job import JobContext, RoomOptions, WorkerJob
-    from parley.llm import LLM, LLMChunk
-    from parley.pipeline import CascadingPipeline, RealTimePipeline, RealtimePipeline
-    from parley.policy import InterruptionOptions, ProviderTimeouts, ToolOptions, TurnOptions
-    from parley.realtime import Realtime
-    from parley.session import AgentSession, SessionClosed
-    from parley.speech import SpeechHandle
-    from parley.store import SessionStore
-    from parley.stt import STT, BatchSTT, STTEvent
-    from parley.tools import FunctionTool, ToolError, function_tool
-    from parley.tts import TTS
-    from parley.turn import TurnDetector
-    from parley.vad import VAD
-    from parley.wav import read_wav, write_wav
+    from parley.agent import Agent as Agent
+    from parley.audio import AudioChunker as AudioChunker, AudioResampler as AudioResampler
+    from parley.bus import EventBus as EventBus
+    from parley.chat import (
+        ChatContext as ChatContext,
+        ChatMessage as ChatMessage,
+        ToolCall as ToolCall,
+    )
+    from parley.edge import Call as Call, Connection as Connection, Edge as Edge, User as User
+    from parley.events import SessionState as SessionState
+    from parley.flow import ConversationFlow as ConversationFlow
+    from parley.frames import AudioFrame as AudioFrame, VideoFrame as VideoFrame
+    from parley.job import (
+        JobContext as JobContext,
+        RoomOptions as RoomOptions,
+        WorkerJob as WorkerJob,
+    )
+    from parley.llm import LLM as LLM, LLMChunk as LLMChunk
+    from parley.pipeline import (
+        CascadingPipeline as CascadingPipeline,
+        RealTimePipeline as RealTimePipeline,
+        RealtimePipeline as RealtimePipeline,
+    )
+    from parley.policy import (
+        InterruptionOptions as InterruptionOptions,
+        ProviderTimeouts as ProviderTimeouts,
+        ToolOptions as ToolOptions,
+        TurnOptions as TurnOptions,
+    )
+    from parley.realtime import Realtime as Realtime
+    from parley.session import AgentSession as AgentSession, SessionClosed as SessionClosed
+    from parley.speech import SpeechHandle as SpeechHandle
+    from parley.store import SessionStore as SessionStore
+    from parley.stt import STT as STT, BatchSTT as BatchSTT, STTEvent as STTEvent
+    from parley.tools import (
+        FunctionTool as FunctionTool,
+        ToolError as ToolError,
+        function_tool as function_tool,
+    )
+    from parley.tts import TTS as TTS
+    from parley.turn import TurnDetector as TurnDetector
+    from parley.vad import VAD as VAD
+    from parley.wav import read_wav as read_wav, write_wav as write_wav

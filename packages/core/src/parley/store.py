@@ -104,5 +104,5 @@ class SessionStore(ABC):
     async def ping(self) -> bool:
         """True if the store answers now; False (never an exception) if it cannot be reached."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional: most stores hold nothing to release
+    async def aclose(self) -> None:
         """Release connections; the store is not used afterwards."""

@@ -25,7 +25,7 @@ class Waiters(Generic[T]):
     async def wait(
         self,
         accept: Callable[[T], bool],
-        timeout: float | None,  # noqa: ASYNC109 - the error names what never came
+        timeout: float | None,
         what: str,
     ) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()

@@ -290,7 +290,7 @@ class InMemoryConnection(Connection):
     async def wait_for_data(
         self,
         match: Callable[[dict[str, Any]], bool] | None = None,
-        timeout: float | None = 10.0,  # noqa: ASYNC109 - a clear error beats a silent hang
+        timeout: float | None = 10.0,
     ) -> SentData:
         """The first message the agent sent (or sends) that ``match`` accepts."""
         accept: Callable[[SentData], bool] = (
@@ -397,7 +397,7 @@ class InMemoryEdge(Edge):
     async def wait_for_connection(
         self,
         call_id: str | None = None,
-        timeout: float | None = 10.0,  # noqa: ASYNC109 - a clear error beats a silent hang
+        timeout: float | None = 10.0,
     ) -> InMemoryConnection:
         """The open connection to ``call_id`` (any call if None), waiting for the agent."""
         for connection in reversed(self.joined):
@@ -410,7 +410,7 @@ class InMemoryEdge(Edge):
     async def wait_for_any_connection(
         cls,
         call_id: str | None = None,
-        timeout: float | None = 10.0,  # noqa: ASYNC109 - a clear error beats a silent hang
+        timeout: float | None = 10.0,
     ) -> InMemoryConnection:
         """Like `wait_for_connection`, across every in-memory edge in the process: for agents
         whose edge the test did not build itself (spec string ``"memory"``, `RoomOptions`)."""

@@ -187,7 +187,7 @@ class InMemoryAudioOutput(AudioOutput):
     async def wait_for_audio(
         self,
         since: float | None = None,
-        timeout: float | None = 10.0,  # noqa: ASYNC109 - a clear error beats a silent hang
+        timeout: float | None = 10.0,
     ) -> float:
         """When the first frame after ``since`` was written (``time.perf_counter()`` values;
         ``since`` defaults to now), waiting for it if needed."""

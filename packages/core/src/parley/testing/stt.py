@@ -265,7 +265,7 @@ class FakeSTT(STT):
 
     async def wait_for_stream(
         self,
-        timeout: float | None = 10.0,  # noqa: ASYNC109 - a clear error beats a silent hang
+        timeout: float | None = 10.0,
     ) -> FakeSTTStream:
         """The newest open stream, waiting for the engine to open one."""
         stream = self.current_stream
