@@ -1,0 +1,103 @@
+"""Parley plugin ``openai``: LLM, STT, TTS and Realtime from OpenAI or an OpenAI-compatible server.
+
+This module stays light: it registers the parts; the ``openai`` SDK and ``websockets`` are
+imported when a part is built. ``from parley.plugins import openai; llm = openai.LLM()``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from parley.plugins.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from parley.plugins.registry import Registrar
+
+    from parley_openai._client import MissingAPIKey
+    from parley_openai.llm import OpenAILLM
+    from parley_openai.realtime import OpenAIRealtime, OpenAIRealtimeSession
+    from parley_openai.stt import OpenAISTT
+    from parley_openai.tts import OpenAITTS
+
+    LLM = OpenAILLM
+    STT = OpenAISTT
+    TTS = OpenAITTS
+    Realtime = OpenAIRealtime
+
+PARLEY_API = 1
+
+_LAZY = {
+    "LLM": "parley_openai.llm:OpenAILLM",
+    "OpenAILLM": "parley_openai.llm:OpenAILLM",
+    "STT": "parley_openai.stt:OpenAISTT",
+    "OpenAISTT": "parley_openai.stt:OpenAISTT",
+    "TTS": "parley_openai.tts:OpenAITTS",
+    "OpenAITTS": "parley_openai.tts:OpenAITTS",
+    "Realtime": "parley_openai.realtime:OpenAIRealtime",
+    "OpenAIRealtime": "parley_openai.realtime:OpenAIRealtime",
+    "OpenAIRealtimeSession": "parley_openai.realtime:OpenAIRealtimeSession",
+    "MissingAPIKey": "parley_openai._client:MissingAPIKey",
+}
+
+__all__ = [
+    "LLM",
+    "PARLEY_API",
+    "STT",
+    "TTS",
+    "MissingAPIKey",
+    "OpenAILLM",
+    "OpenAIRealtime",
+    "OpenAIRealtimeSession",
+    "OpenAISTT",
+    "OpenAITTS",
+    "Realtime",
+    "register_parts",
+]
+
+
+@hookimpl
+def register_parts(register: Registrar) -> None:
+    register(
+        "llm",
+        "openai",
+        "parley_openai.llm:OpenAILLM",
+        capabilities={"streaming": True, "tools": True, "compatible_servers": True},
+        description="OpenAI chat completions, streamed with tools; base_url= for any "
+        "OpenAI-compatible server (Ollama, vLLM, llama.cpp, Groq, OpenRouter)",
+        requires=("openai",),
+    )
+    register(
+        "stt",
+        "openai",
+        "parley_openai.stt:OpenAISTT",
+        capabilities={"streaming": False, "batch": True, "sample_rate": 16000},
+        description="OpenAI transcription endpoint, one utterance at a time (core cuts them "
+        "with a VAD)",
+        requires=("openai",),
+    )
+    register(
+        "tts",
+        "openai",
+        "parley_openai.tts:OpenAITTS",
+        capabilities={"streaming": True, "sample_rate": 24000},
+        description="OpenAI speech endpoint, 24 kHz PCM streamed as it arrives",
+        requires=("openai",),
+    )
+    register(
+        "realtime",
+        "openai",
+        "parley_openai.realtime:OpenAIRealtime",
+        capabilities={"server_vad": True, "tools": True, "sample_rate": 24000},
+        description="OpenAI Realtime API over WebSocket: audio in and out, server VAD or "
+        "Parley's, tools, interruption with truncation",
+        requires=("websockets",),
+    )
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)

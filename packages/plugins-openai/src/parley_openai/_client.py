@@ -1,0 +1,110 @@
+"""Keys, base URLs, the SDK client and the read deadline shared by the OpenAI parts."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+T = TypeVar("T")
+
+KEY_VARIABLE = "OPENAI_API_KEY"
+BASE_URL_VARIABLE = "OPENAI_BASE_URL"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Sent to OpenAI-compatible servers that want no key (Ollama, llama.cpp, vLLM by default).
+NO_KEY = "no-key"
+
+
+class MissingAPIKey(ValueError):
+    """No API key was passed and the environment variable is not set."""
+
+
+def resolve_base_url(base_url: str | None) -> str:
+    return (base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL).rstrip("/")
+
+
+def resolve_api_key(api_key: str | None, base_url: str, part: str) -> str:
+    """The key from the argument or ``OPENAI_API_KEY``.
+
+    OpenAI itself needs one, so its absence fails here rather than as a 401 mid-call; another
+    (OpenAI-compatible) server may need none, and then a placeholder is sent.
+    """
+    key = api_key or os.environ.get(KEY_VARIABLE)
+    if key:
+        return key
+    if not is_openai(base_url):
+        return NO_KEY
+    raise MissingAPIKey(
+        f"{part} needs an OpenAI API key: set the {KEY_VARIABLE} environment variable or pass "
+        "api_key=...; for an OpenAI-compatible server that needs no key (Ollama, vLLM, "
+        "llama.cpp) pass its base_url=..."
+    )
+
+
+def is_openai(base_url: str) -> bool:
+    host = urlsplit(base_url).hostname or ""
+    return host == "api.openai.com" or host.endswith(".openai.com")
+
+
+def make_client(
+    *,
+    api_key: str | None,
+    base_url: str | None,
+    part: str,
+    timeout: float,
+    max_retries: int,
+    organization: str | None = None,
+) -> AsyncOpenAI:
+    """An async SDK client. The SDK retries connection errors, 408/409/429 and 5xx answers
+    ``max_retries`` times with exponential backoff, honouring ``Retry-After``."""
+    from openai import AsyncOpenAI
+
+    url = resolve_base_url(base_url)
+    return AsyncOpenAI(
+        api_key=resolve_api_key(api_key, url, part),
+        base_url=url,
+        organization=organization,
+        timeout=timeout,
+        max_retries=max_retries,
+    )
+
+
+async def within(stream: AsyncIterable[T], timeout: float, what: str) -> AsyncIterator[T]:
+    """Items of ``stream``; a gap longer than ``timeout`` seconds raises `TimeoutError`, so a
+    stalled server never hangs a session."""
+    iterator = aiter(stream)
+    while True:
+        scope = asyncio.timeout(timeout)
+        try:
+            async with scope:
+                item = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except TimeoutError as exc:
+            if scope.expired():
+                raise TimeoutError(f"{what}: the server sent nothing for {timeout:g} s") from exc
+            raise
+        yield item
+
+
+def sdk_kwargs(method: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` as keyword arguments of an SDK ``method``: the ones it names are passed as
+    such, the rest in ``extra_body`` (e.g. ``top_k`` for vLLM, ``options`` for Ollama)."""
+    known = _parameters(getattr(method, "__func__", method))  # cached per function, not client
+    kwargs = {k: v for k, v in options.items() if k in known}
+    extra = {k: v for k, v in options.items() if k not in known}
+    if extra:
+        kwargs["extra_body"] = {**extra, **(kwargs.get("extra_body") or {})}
+    return kwargs
+
+
+@functools.cache
+def _parameters(method: Callable[..., Any]) -> frozenset[str]:
+    return frozenset(inspect.signature(method).parameters)
