@@ -1,0 +1,79 @@
+"""Parley plugin ``deepgram``: Deepgram streaming speech-to-text and text-to-speech.
+
+This module stays light: it registers the parts; websockets and httpx load when a part is
+built. ``from parley.plugins import deepgram; stt = deepgram.STT(); tts = deepgram.TTS()``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from parley.plugins.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from parley.plugins.registry import Registrar
+
+    from parley_deepgram.errors import DeepgramError
+    from parley_deepgram.stt import DeepgramSTT, DeepgramSTTStream
+    from parley_deepgram.tts import DeepgramTTS
+
+    STT = DeepgramSTT
+    TTS = DeepgramTTS
+
+PARLEY_API = 1
+
+_LAZY = {
+    "DeepgramSTT": "parley_deepgram.stt:DeepgramSTT",
+    "DeepgramSTTStream": "parley_deepgram.stt:DeepgramSTTStream",
+    "STT": "parley_deepgram.stt:DeepgramSTT",
+    "DeepgramTTS": "parley_deepgram.tts:DeepgramTTS",
+    "TTS": "parley_deepgram.tts:DeepgramTTS",
+    "DeepgramError": "parley_deepgram.errors:DeepgramError",
+}
+
+__all__ = [
+    "PARLEY_API",
+    "STT",
+    "TTS",
+    "DeepgramError",
+    "DeepgramSTT",
+    "DeepgramSTTStream",
+    "DeepgramTTS",
+    "register_parts",
+]
+
+
+@hookimpl
+def register_parts(register: Registrar) -> None:
+    register(
+        "stt",
+        "deepgram",
+        "parley_deepgram.stt:DeepgramSTT",
+        capabilities={
+            "streaming": True,
+            "interim_results": True,
+            "turn_detection": True,
+            "sample_rate": 16000,
+            "eager_turn_detection": True,
+            "api_key": "DEEPGRAM_API_KEY",
+        },
+        description="Deepgram live transcription (Nova over /v1/listen, Flux over /v2/listen)",
+        requires=("websockets",),
+    )
+    register(
+        "tts",
+        "deepgram",
+        "parley_deepgram.tts:DeepgramTTS",
+        capabilities={"streaming": True, "sample_rate": 24000, "api_key": "DEEPGRAM_API_KEY"},
+        description="Deepgram Aura text-to-speech, streamed linear16 over HTTP",
+        requires=("httpx",),
+    )
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)

@@ -1,0 +1,55 @@
+"""Parley plugin ``elevenlabs``: ElevenLabs streaming text-to-speech.
+
+This module stays light: it registers the part; websockets and httpx load when it is built.
+``from parley.plugins import elevenlabs; tts = elevenlabs.TTS(voice="JBFqnCBsd6RMkjVDRZzb")``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from parley.plugins.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from parley.plugins.registry import Registrar
+
+    from parley_elevenlabs.errors import ElevenLabsError
+    from parley_elevenlabs.tts import ElevenLabsTTS
+
+    TTS = ElevenLabsTTS
+
+PARLEY_API = 1
+
+_LAZY = {
+    "ElevenLabsTTS": "parley_elevenlabs.tts:ElevenLabsTTS",
+    "TTS": "parley_elevenlabs.tts:ElevenLabsTTS",
+    "ElevenLabsError": "parley_elevenlabs.errors:ElevenLabsError",
+}
+
+__all__ = ["PARLEY_API", "TTS", "ElevenLabsError", "ElevenLabsTTS", "register_parts"]
+
+
+@hookimpl
+def register_parts(register: Registrar) -> None:
+    register(
+        "tts",
+        "elevenlabs",
+        "parley_elevenlabs.tts:ElevenLabsTTS",
+        capabilities={
+            "streaming": True,
+            "sample_rate": 24000,
+            "transports": ["websocket", "http"],
+            "api_key": "ELEVENLABS_API_KEY",
+        },
+        description="ElevenLabs text-to-speech over the stream-input WebSocket, HTTP fallback",
+        requires=("websockets", "httpx"),
+    )
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
