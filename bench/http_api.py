@@ -1,6 +1,6 @@
 """HTTP session API latency under concurrent load, for 1 and 2 uvicorn workers.
 
-    python bench/http.py [--quick]
+    python bench/http_api.py [--quick]
 
 For each worker count this starts a real server (this file's Runner: fake parts over the
 in-memory edge) and, in a second process, an httpx async client that runs simulated users on
@@ -49,7 +49,7 @@ BASELINE_APP = textwrap.dedent(
 )
 
 
-# --- the server under test (run as `python bench/http.py serve ...`) -------------------------
+# --- the server under test (run as `python bench/http_api.py serve ...`) -------------------------
 
 
 def build_runner() -> Any:
@@ -76,7 +76,7 @@ def build_runner() -> Any:
     return Runner(launcher)
 
 
-# --- the load generator (run as `python bench/http.py load ...`) ------------------------------
+# --- the load generator (run as `python bench/http_api.py load ...`) ------------------------------
 
 
 async def _user(base: str, index: int, iterations: int, health: int) -> dict[str, list[float]]:
@@ -125,7 +125,7 @@ async def _load(base: str, users: int, iterations: int, health: int) -> dict[str
 
 
 def load_main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="bench/http.py load")
+    parser = argparse.ArgumentParser(prog="bench/http_api.py load")
     parser.add_argument("--url", required=True)
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--iterations", type=int, default=10)

@@ -1,0 +1,80 @@
+"""`RouteContext`: what the ``register_routes(app, context)`` hook gives a plugin."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from parley.launcher import validate_call_id
+
+if TYPE_CHECKING:
+    from parley.launcher import AgentLauncher
+
+    from parley_server.options import ServeOptions
+    from parley_server.runner import Runner
+
+EnsureCall = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DemoPage:
+    """A page a plugin serves for people to join a call, e.g. ``/webrtc/?call={call_id}``."""
+
+    path: str
+    title: str = "Demo"
+
+    def url(self, base_url: str, call_id: str) -> str:
+        path = self.path.replace("{call_id}", call_id)
+        return base_url.rstrip("/") + (path if path.startswith("/") else "/" + path)
+
+
+@dataclass
+class RouteContext:
+    """Handed to every plugin's ``register_routes(app, context)``.
+
+    - ``launcher``: the `AgentLauncher` (start, list, close sessions).
+    - ``serve_options``: the Runner's `ServeOptions`.
+    - ``runner``: the `Runner` itself.
+    - ``ensure_call``: ``async (call_id) -> None`` that starts a session on ``call_id`` when
+      this node runs none, or None when ``ServeOptions.start_sessions_on_demand`` is off.
+    - ``add_demo_page(path, title)``: tell the Runner where people join a call; ``run``
+      prints (and opens) that URL. ``{call_id}`` in ``path`` is replaced by the call id.
+
+    Plugins should read attributes with ``getattr(context, name, None)`` so that they work
+    with older and newer servers alike.
+    """
+
+    launcher: AgentLauncher
+    serve_options: ServeOptions
+    runner: Runner
+    ensure_call: EnsureCall | None = None
+    demo_pages: list[DemoPage] = field(default_factory=list)
+
+    def add_demo_page(self, path: str, title: str = "Demo") -> None:
+        if not path.startswith("/"):
+            raise ValueError(f"a demo page path starts with '/', got {path!r}")
+        self.demo_pages.append(DemoPage(path, title))
+
+
+def on_demand_starter(launcher: AgentLauncher) -> EnsureCall:
+    """``ensure_call`` for `RouteContext`: one session per call on this node, started once."""
+    # Per-call locks (not one global lock), dropped when no request waits on them.
+    locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    async def ensure_call(call_id: str) -> None:
+        validate_call_id(call_id)
+        lock, users = locks.setdefault(call_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                if any(r.call_id == call_id for r in launcher.registry.local_sessions()):
+                    return
+                await launcher.start_session(call_id)
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del locks[call_id]
+
+    return ensure_call
