@@ -96,45 +96,77 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from parley.agent import Agent as Agent
-    from parley.audio import AudioChunker as AudioChunker, AudioResampler as AudioResampler
+    from parley.audio import AudioChunker as AudioChunker
+    from parley.audio import AudioResampler as AudioResampler
     from parley.bus import EventBus as EventBus
     from parley.chat import (
         ChatContext as ChatContext,
+    )
+    from parley.chat import (
         ChatMessage as ChatMessage,
+    )
+    from parley.chat import (
         ToolCall as ToolCall,
     )
-    from parley.edge import Call as Call, Connection as Connection, Edge as Edge, User as User
+    from parley.edge import Call as Call
+    from parley.edge import Connection as Connection
+    from parley.edge import Edge as Edge
+    from parley.edge import User as User
     from parley.events import SessionState as SessionState
     from parley.flow import ConversationFlow as ConversationFlow
-    from parley.frames import AudioFrame as AudioFrame, VideoFrame as VideoFrame
+    from parley.frames import AudioFrame as AudioFrame
+    from parley.frames import VideoFrame as VideoFrame
     from parley.job import (
         JobContext as JobContext,
+    )
+    from parley.job import (
         RoomOptions as RoomOptions,
+    )
+    from parley.job import (
         WorkerJob as WorkerJob,
     )
-    from parley.llm import LLM as LLM, LLMChunk as LLMChunk
+    from parley.llm import LLM as LLM
+    from parley.llm import LLMChunk as LLMChunk
     from parley.pipeline import (
         CascadingPipeline as CascadingPipeline,
+    )
+    from parley.pipeline import (
         RealTimePipeline as RealTimePipeline,
+    )
+    from parley.pipeline import (
         RealtimePipeline as RealtimePipeline,
     )
     from parley.policy import (
         InterruptionOptions as InterruptionOptions,
+    )
+    from parley.policy import (
         ProviderTimeouts as ProviderTimeouts,
+    )
+    from parley.policy import (
         ToolOptions as ToolOptions,
+    )
+    from parley.policy import (
         TurnOptions as TurnOptions,
     )
     from parley.realtime import Realtime as Realtime
-    from parley.session import AgentSession as AgentSession, SessionClosed as SessionClosed
+    from parley.session import AgentSession as AgentSession
+    from parley.session import SessionClosed as SessionClosed
     from parley.speech import SpeechHandle as SpeechHandle
     from parley.store import SessionStore as SessionStore
-    from parley.stt import STT as STT, BatchSTT as BatchSTT, STTEvent as STTEvent
+    from parley.stt import STT as STT
+    from parley.stt import BatchSTT as BatchSTT
+    from parley.stt import STTEvent as STTEvent
     from parley.tools import (
         FunctionTool as FunctionTool,
+    )
+    from parley.tools import (
         ToolError as ToolError,
+    )
+    from parley.tools import (
         function_tool as function_tool,
     )
     from parley.tts import TTS as TTS
     from parley.turn import TurnDetector as TurnDetector
     from parley.vad import VAD as VAD
-    from parley.wav import read_wav as read_wav, write_wav as write_wav
+    from parley.wav import read_wav as read_wav
+    from parley.wav import write_wav as write_wav

@@ -77,3 +77,7 @@ def register_routes(app: Any, context: Any) -> None:
             ensure_call=getattr(context, "ensure_call", None),
         )
     )
+    add_demo_page = getattr(context, "add_demo_page", None)
+    if add_demo_page is not None:
+        # The Runner's `run` opens this page for the session's call.
+        add_demo_page("/webrtc/?call={call_id}", "WebRTC demo")
