@@ -81,7 +81,7 @@ class NodeProcess:
 async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> None:
     """Poll the store until ``check`` passes (expiry has no event to wait on)."""
     async with asyncio.timeout(within):
-        while not await check():  # noqa: ASYNC110
+        while not await check():
             await asyncio.sleep(0.1)
 
 

