@@ -164,22 +164,20 @@ class Round:
     interrupted: bool
 
 
-async def _speak_and_wait_for_audio(
-    rig: Rig, text: str, rng: random.Random
-) -> tuple[SpeechHandle, float]:
-    output = rig.connection.audio_output
+async def _speak_until_barge_in(rig: Rig, text: str, rng: random.Random) -> SpeechHandle:
+    """Start ``text`` and return once 0.1 to 0.4 s of it has been playing."""
     before = time.perf_counter()
     handle = rig.session.say(text)
-    started = await output.wait_for_audio(since=before)
+    await rig.connection.audio_output.wait_for_audio(since=before)
     await asyncio.sleep(rng.uniform(0.1, 0.4))
-    return handle, started
+    return handle
 
 
 async def barge_in_round(rig: Rig, number: int, user_seconds: float, rng: random.Random) -> Round:
     text = _long_reply(number)
     own = set(split_sentences(text))
     output = rig.connection.audio_output
-    handle, _ = await _speak_and_wait_for_audio(rig, text, rng)
+    handle = await _speak_until_barge_in(rig, text, rng)
     stamps = len(rig.vad.stamps)
     await rig.connection.push_speech(user_seconds, realtime=True)
     await rig.connection.push_silence(0.4, realtime=True)
@@ -214,7 +212,7 @@ async def false_interruption_round(rig: Rig, number: int, rng: random.Random) ->
     text = _short_reply(number)
     output = rig.connection.audio_output
     writes, played = len(output.writes), output.seconds_played
-    handle, _ = await _speak_and_wait_for_audio(rig, text, rng)
+    handle = await _speak_until_barge_in(rig, text, rng)
     stamps = len(rig.vad.stamps)
     events = len(rig.interrupted)
     await rig.connection.push_speech(0.15, realtime=True)  # a cough

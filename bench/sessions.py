@@ -18,6 +18,9 @@ process so memory figures do not leak between them:
 - ``engine/speech``: full sessions fed 0.8 s of speech every 4 s (staggered across sessions); the
   scripted STT detects each utterance, the agent answers with ~0.9 s of audio played in real
   time. Roughly a quarter of the time someone speaks.
+- ``engine/heap``: no timing; the Python heap per session (tracemalloc) after start and 1 s of
+  audio, a cross-check of the RSS figure, which is page-grained and absorbs memory the process
+  had already freed (at N = 50 it often reads 0).
 
 Figures: process CPU % of one core over the measured window; frame lateness (when the engine,
 or the baseline's reader, took the frame from its input queue minus when the frame was due;

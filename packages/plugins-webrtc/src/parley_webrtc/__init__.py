@@ -66,18 +66,28 @@ def register_routes(app: Any, context: Any) -> None:
     """Mount signaling and the demo page at ``/webrtc``.
 
     Optional attributes read from ``context``: ``webrtc_rooms`` (a `Rooms`; default: this
-    process's) and ``ensure_call`` (``async (call_id) -> None``: start an agent session for a
-    call a browser asks for, when none is running).
+    process's), ``ensure_call`` (``async (call_id) -> None``: start an agent session for a
+    call a browser asks for, when none is running), ``launcher`` (its ``registry`` finds the
+    node hosting a call, for redirects between nodes) and ``add_demo_page``.
     """
     from parley_webrtc.routes import create_router
 
+    launcher = getattr(context, "launcher", None)
     app.include_router(
         create_router(
             getattr(context, "webrtc_rooms", None),
             ensure_call=getattr(context, "ensure_call", None),
+            registry=getattr(launcher, "registry", None),
         )
     )
     add_demo_page = getattr(context, "add_demo_page", None)
     if add_demo_page is not None:
         # The Runner's `run` opens this page for the session's call.
-        add_demo_page("/webrtc/?call={call_id}", "WebRTC demo")
+        add_demo_page("/webrtc/?call={call_id}", "WebRTC demo", serves=_on_webrtc)
+
+
+def _on_webrtc(session: Any) -> bool:
+    """The demo page joins only calls on this plugin's edge."""
+    connection = getattr(session, "connection", None)
+    edge = getattr(getattr(connection, "call", None), "edge", None)
+    return type(edge).__module__.startswith("parley_webrtc")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from parley.launcher import validate_call_id
 
@@ -24,6 +24,8 @@ class DemoPage:
 
     path: str
     title: str = "Demo"
+    # Which sessions the page can join (e.g. only those on the plugin's own edge); None: all.
+    serves: Callable[[Any], bool] | None = None
 
     def url(self, base_url: str, call_id: str) -> str:
         path = self.path.replace("{call_id}", call_id)
@@ -39,7 +41,8 @@ class RouteContext:
     - ``runner``: the `Runner` itself.
     - ``ensure_call``: ``async (call_id) -> None`` that starts a session on ``call_id`` when
       this node runs none, or None when ``ServeOptions.start_sessions_on_demand`` is off.
-    - ``add_demo_page(path, title)``: tell the Runner where people join a call; ``run``
+    - ``add_demo_page(path, title, serves=None)``: tell the Runner where people join a call
+      (``serves(session)`` says which sessions the page can join); ``run``
       prints (and opens) that URL. ``{call_id}`` in ``path`` is replaced by the call id.
 
     Plugins should read attributes with ``getattr(context, name, None)`` so that they work
@@ -52,10 +55,12 @@ class RouteContext:
     ensure_call: EnsureCall | None = None
     demo_pages: list[DemoPage] = field(default_factory=list)
 
-    def add_demo_page(self, path: str, title: str = "Demo") -> None:
+    def add_demo_page(
+        self, path: str, title: str = "Demo", serves: Callable[[Any], bool] | None = None
+    ) -> None:
         if not path.startswith("/"):
             raise ValueError(f"a demo page path starts with '/', got {path!r}")
-        self.demo_pages.append(DemoPage(path, title))
+        self.demo_pages.append(DemoPage(path, title, serves))
 
 
 def on_demand_starter(launcher: AgentLauncher) -> EnsureCall:

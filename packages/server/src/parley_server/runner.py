@@ -197,10 +197,13 @@ class Runner:
 
     # --- URLs -----------------------------------------------------------------------------------
 
-    def demo_url(self, base: str, call_id: str) -> str | None:
-        """The first demo page a plugin registered, for ``call_id``; None if there is none."""
-        pages = self.context.demo_pages
-        return pages[0].url(base, call_id) if pages else None
+    def demo_url(self, base: str, call_id: str, session: Any = None) -> str | None:
+        """The first demo page a plugin registered that serves ``session``, for ``call_id``;
+        None if there is none."""
+        for page in self.context.demo_pages:
+            if session is None or page.serves is None or page.serves(session):
+                return page.url(base, call_id)
+        return None
 
     # --- entry points ---------------------------------------------------------------------------
 
@@ -277,7 +280,7 @@ class Runner:
             server.should_exit = True
             await serving
             return 1
-        page = self.demo_url(base, call_id)
+        page = self.demo_url(base, call_id, session)
         print(f"Agent session {session.id} is on call {call_id}.", flush=True)
         if page is not None:
             print(f"Open {page} to talk to the agent.", flush=True)
