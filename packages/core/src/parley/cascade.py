@@ -488,7 +488,7 @@ class CascadingRunner:
         session = self.session
         handle = speech.handle
         session._set_state(SessionState.THINKING if speech.turn else SessionState.SPEAKING)
-        self.playout.begin(handle)
+        self.playout.begin(handle, self.parts.tts.capabilities.sample_rate)
         session._emit(AgentTurnStarted(handle.id))
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=16)
         producer = asyncio.create_task(self._produce(speech, queue), name=f"parley-llm-{handle.id}")
@@ -545,7 +545,9 @@ class CascadingRunner:
             try:
                 iterator = aiter(stream)
                 try:
-                    frame = await asyncio.wait_for(anext(iterator), timeouts.tts_first_audio)
+                    # asyncio.timeout, not wait_for: no extra task on the first-audio path
+                    async with asyncio.timeout(timeouts.tts_first_audio):
+                        frame = await anext(iterator)
                 except StopAsyncIteration:
                     continue
                 except TimeoutError as exc:
@@ -605,7 +607,11 @@ class CascadingRunner:
                 if chunk.text:
                     text += chunk.text
                     for piece in splitter.push(chunk.text):
+                        first_piece = queue.empty() and not speech.pieces
                         await queue.put(piece)
+                        if first_piece:
+                            # Let the speaker start TTS now rather than after a fast stream ends.
+                            await asyncio.sleep(0)
                 if chunk.tool_calls:
                     calls.extend(chunk.tool_calls)
                 if chunk.usage is not None:
@@ -627,7 +633,8 @@ class CascadingRunner:
         iterator = aiter(stream)
         try:
             try:
-                first = await asyncio.wait_for(anext(iterator), timeout)
+                async with asyncio.timeout(timeout):
+                    first = await anext(iterator)
             except StopAsyncIteration:
                 return
             except TimeoutError as exc:

@@ -39,9 +39,14 @@ class Playout:
     def paused(self) -> bool:
         return not self._running.is_set()
 
-    def begin(self, handle: SpeechHandle) -> None:
+    def begin(self, handle: SpeechHandle, source_rate: int | None = None) -> None:
+        """Make ``handle`` current. With ``source_rate`` (the TTS's rate) the resampler is
+        opened now, while the LLM thinks, instead of on the first-audio path."""
         self._handle = handle
         self._resampler = None
+        if source_rate is not None and source_rate != self.output.sample_rate:
+            self._resampler = AudioResampler(self.output.sample_rate, self.output.channels, "int16")
+            self._resampler.prepare(source_rate)
         self._recent.clear()
         self._recent_seconds = 0.0
         self._replay = []
@@ -103,12 +108,18 @@ class Playout:
         return self._handle is handle
 
     def _remember(self, frame: AudioFrame) -> None:
-        self.written += frame.duration
+        duration = frame.duration
+        self.written += duration
         self._recent.append(frame)
-        self._recent_seconds += frame.duration
-        keep = self.output.buffered + frame.duration + _REPLAY_MARGIN
-        while self._recent and self._recent_seconds - self._recent[0].duration > keep:
-            self._recent_seconds -= self._recent.popleft().duration
+        self._recent_seconds += duration
+        keep = self.output.buffered + duration + _REPLAY_MARGIN
+        recent = self._recent
+        while recent:
+            oldest = recent[0].duration
+            if self._recent_seconds - oldest <= keep:
+                break
+            self._recent_seconds -= oldest
+            recent.popleft()
 
     def pause(self) -> None:
         """Silence the agent now, keeping what was flushed so `resume` can replay it."""

@@ -112,6 +112,7 @@ class AgentSession:
         self._wake_armed = True
         self._wake_task: asyncio.Task[None] | None = None
         self._job: Any = None
+        self._outbox: asyncio.Queue[dict[str, Any]] | None = None
         agent._attach(self)
 
     # --- properties ----------------------------------------------------------------------------
@@ -165,7 +166,14 @@ class AgentSession:
         self.started_at = time.time()
         self._io_tasks = [asyncio.create_task(self._audio_loop(connection), name="parley-audio-in")]
         connection.events.subscribe(self._on_connection_event)
-        self.events.subscribe(self._forward_to_participants, SessionEvent)
+        if connection.call.edge.capabilities.data:
+            self._outbox = asyncio.Queue(maxsize=256)
+            self._io_tasks.append(
+                asyncio.create_task(
+                    self._send_loop(connection, self._outbox), name="parley-data-out"
+                )
+            )
+            self.events.subscribe(self._forward_to_participants, SessionEvent)
         from parley.plugins import call_hook
 
         call_hook("session_started", session=self)
@@ -412,12 +420,13 @@ class AgentSession:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _forward_to_participants(self, event: SessionEvent) -> None:
-        """Mirror transcripts, state and turn metrics to the participants' data channel."""
-        connection = self.connection
-        if connection is None or not connection.call.edge.capabilities.data:
-            return
-        message: dict[str, Any] | None = None
+    def _forward_to_participants(self, event: SessionEvent) -> None:
+        """Mirror transcripts, state and turn metrics to the participants' data channel.
+
+        Synchronous and filtered first: most events need no message, and the ones that do go
+        through one sender task rather than a task per event.
+        """
+        message: dict[str, Any]
         if isinstance(event, Transcript):
             message = {
                 "type": "transcript",
@@ -429,12 +438,24 @@ class AgentSession:
             message = {"type": "state", "state": event.new.value}
         elif isinstance(event, TurnMetricsReady):
             message = {"type": "turn_metrics", **event.metrics.to_dict()}
-        if message is None or self.closed:
+        else:
+            return
+        outbox = self._outbox
+        if outbox is None:
             return
         try:
-            await connection.send_data(message)
-        except Exception as exc:
-            logger.debug("could not send %s to participants: %s", message["type"], exc)
+            outbox.put_nowait(message)
+        except asyncio.QueueFull:
+            logger.debug("data channel backlog full; dropping a %s message", message["type"])
+
+    @staticmethod
+    async def _send_loop(connection: Connection, outbox: asyncio.Queue[dict[str, Any]]) -> None:
+        while True:
+            message = await outbox.get()
+            try:
+                await connection.send_data(message)
+            except Exception as exc:
+                logger.debug("could not send %s to participants: %s", message["type"], exc)
 
     def push_video(self, participant: Participant, frame: VideoFrame) -> None:  # pragma: no cover
         """Reserved for video processors (see `Agent.processors`)."""
