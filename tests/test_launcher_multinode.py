@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from parley.registry import SessionRegistry
 from parley_redis.testing import missing_redis, redis_server, shared_stores
 

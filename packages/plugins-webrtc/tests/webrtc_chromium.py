@@ -76,6 +76,15 @@ def require_chromium() -> str:
     return path
 
 
+def voiced_signal(seconds: float, sample_rate: int = 48000) -> np.ndarray:
+    """Speech-like float samples: 150 Hz harmonics under a 4 Hz syllable envelope."""
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    harmonics = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 9))
+    syllables = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t - np.pi / 2)
+    fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.03)
+    return 0.25 * harmonics / np.max(np.abs(harmonics)) * syllables * fade  # type: ignore[no-any-return]
+
+
 def speech_like_wav(
     path: Path, *, voiced: float = 1.2, pause: float = 0.6, sample_rate: int = 48000
 ) -> AudioFrame:
@@ -84,13 +93,22 @@ def speech_like_wav(
     Chromium loops the file as the fake microphone, so the agent hears ``voiced`` seconds
     of "speech" every ``voiced + pause`` seconds.
     """
-    t = np.arange(round(voiced * sample_rate)) / sample_rate
-    harmonics = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 9))
-    syllables = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t - np.pi / 2)
-    fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.03)
-    voiced_part = 0.25 * harmonics / np.max(np.abs(harmonics)) * syllables * fade
-    signal_ = np.concatenate([voiced_part, np.zeros(round(pause * sample_rate))])
-    frame = AudioFrame(np.rint(signal_ * 32767).astype(np.int16), sample_rate)
+    return speech_schedule_wav(path, [0.0, voiced, pause], sample_rate=sample_rate)
+
+
+def speech_schedule_wav(
+    path: Path, schedule: list[float], *, sample_rate: int = 48000
+) -> AudioFrame:
+    """Write alternating silence and speech: ``[silence, voiced, silence, voiced, ...]`` seconds.
+
+    The fake microphone starts the file when the page asks for the microphone, so a
+    schedule scripts when the "user" talks; end it with a long silence to keep the loop away.
+    """
+    parts = [
+        voiced_signal(seconds, sample_rate) if index % 2 else np.zeros(round(seconds * sample_rate))
+        for index, seconds in enumerate(schedule)
+    ]
+    frame = AudioFrame(np.rint(np.concatenate(parts) * 32767).astype(np.int16), sample_rate)
     write_wav(path, frame)
     return frame
 
@@ -116,13 +134,18 @@ async def eventually(
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Run an ASGI app under uvicorn on 127.0.0.1 (a free port); yields its base URL."""
+async def serve(app: Any, *, lifespan: bool = False) -> AsyncIterator[str]:
+    """Run an ASGI app under uvicorn on 127.0.0.1 (a free port); yields its base URL.
+
+    ``lifespan=True`` runs the app's startup and shutdown (a `Runner`'s app starts and stops
+    its launcher there).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on" if lifespan else "off")
+    server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
     try:
         while not server.started:

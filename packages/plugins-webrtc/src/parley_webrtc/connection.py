@@ -33,6 +33,7 @@ from parley_webrtc.output import CallAudioOutput
 from parley_webrtc.peer import Peer
 from parley_webrtc.rooms import Rooms
 from parley_webrtc.settings import WebRTCSettings
+from parley_webrtc.video_file import VideoFilePlayer
 
 logger = logging.getLogger("parley.webrtc")
 
@@ -64,6 +65,10 @@ class WebRTCConnection(Connection):
         self.audio_frames_dropped = 0
         self._video: dict[str, tuple[Participant, av.VideoFrame]] = {}
         self._video_ready = asyncio.Event()
+        self.video_override: str | None = (
+            call.options.get("video_track_override") or settings.video_track_override
+        )
+        self.video_player: VideoFilePlayer | None = None
         self._peers: dict[str, Peer] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = asyncio.Event()
@@ -113,6 +118,8 @@ class WebRTCConnection(Connection):
         self._leaving = True
         self._rooms.remove(self)
         self._watchdog.cancel()
+        if self.video_player is not None:
+            await self.video_player.stop()
         await self.send_data({"type": "bye", "reason": "the agent left the call"})
         for peer_id in list(self._peers):
             await self.remove_participant(peer_id, "the agent left the call")
@@ -183,6 +190,9 @@ class WebRTCConnection(Connection):
             return
         self.participants[peer.id] = peer.participant
         self.events.emit(ParticipantJoined(peer.participant))
+        if self.video_override is not None and self.video_player is None:
+            self.video_player = VideoFilePlayer(self.video_override, self._put_override_frame)
+            self.video_player.start()
 
     def _peer_gone(self, peer: Peer, reason: str) -> None:
         if self._peers.get(peer.id) is peer:
@@ -203,6 +213,12 @@ class WebRTCConnection(Connection):
     def _put_video(self, participant: Participant, frame: av.VideoFrame) -> None:
         self._video[participant.id] = (participant, frame)
         self._video_ready.set()
+
+    def _put_override_frame(self, frame: av.VideoFrame) -> None:
+        """The override file plays as the video of the first participant still here."""
+        humans = self.humans()
+        if humans:
+            self._put_video(humans[0], frame)
 
     def _data_received(self, participant: Participant, message: dict[str, Any]) -> None:
         self.events.emit(DataReceived(participant, message))

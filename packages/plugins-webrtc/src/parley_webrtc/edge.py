@@ -7,6 +7,8 @@ gets its own peer connection with the agent.
 
 from __future__ import annotations
 
+import asyncio
+import os
 from typing import Any
 
 from parley.edge import Call, Edge, EdgeCapabilities, User
@@ -15,6 +17,9 @@ from parley_webrtc.connection import WebRTCConnection
 from parley_webrtc.ice import LoopbackMode, include_loopback
 from parley_webrtc.rooms import Rooms, default_rooms
 from parley_webrtc.settings import WebRTCSettings
+from parley_webrtc.video_file import check_video_file
+
+VIDEO_TRACK_OVERRIDE = "video_track_override"
 
 
 class WebRTCEdge(Edge):
@@ -37,6 +42,7 @@ class WebRTCEdge(Edge):
         input_queue_frames: int = 100,
         opus_bitrate: int = 32000,
         opus_complexity: int = 5,
+        video_track_override: str | os.PathLike[str] | None = None,
     ) -> None:
         self.rooms = rooms if rooms is not None else default_rooms
         self.settings = WebRTCSettings(
@@ -49,12 +55,24 @@ class WebRTCEdge(Edge):
             input_queue_frames=input_queue_frames,
             opus_bitrate=opus_bitrate,
             opus_complexity=opus_complexity,
+            video_track_override=_checked(video_track_override),
         )
         self._connections: list[WebRTCConnection] = []
 
     async def create_call(self, call_type: str, call_id: str, **options: Any) -> Call:
-        """Describe a call; ``max_participants=N`` overrides the edge's limit for it."""
-        return Call(call_type, call_id, self, dict(options))
+        """Describe a call. Options: ``max_participants=N`` overrides the edge's limit for it;
+        ``video_track_override=PATH`` plays a local video file as the participants' video.
+
+        Without an explicit ``video_track_override``, the one of the session being launched is
+        used (`Runner.run(video_track_override=…)`, ``run --video-track-override``), when
+        parley-core hands session params to edges.
+        """
+        options = dict(options)
+        override = options.get(VIDEO_TRACK_OVERRIDE) or _launched_session_param(
+            VIDEO_TRACK_OVERRIDE
+        )
+        options[VIDEO_TRACK_OVERRIDE] = await asyncio.to_thread(_checked, override)
+        return Call(call_type, call_id, self, options)
 
     async def join(self, call: Call, agent_user: User) -> WebRTCConnection:
         include_loopback(self.settings.loopback)
@@ -72,3 +90,15 @@ class WebRTCEdge(Edge):
         for connection in self._connections:
             await connection.leave()
         self._connections.clear()
+
+
+def _checked(path: str | os.PathLike[str] | None) -> str | None:
+    return None if path is None else str(check_video_file(path).resolve())
+
+
+def _launched_session_param(name: str) -> Any:
+    """A param of the session the launcher is starting, if core exposes them to edges."""
+    from parley import launcher
+
+    current = getattr(launcher, "current_session_params", None)
+    return None if current is None else current.get().get(name)

@@ -73,6 +73,12 @@ class Peer:
             await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         except Exception as exc:  # aiortc raises ValueError, KeyError, AssertionError…
             raise InvalidOffer(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+        if self.room.video_override is not None:
+            # A local file plays as this participant's video: ask the browser not to send its
+            # camera at all (nothing to decode, nothing to drop).
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.kind == "video":
+                    transceiver.direction = "inactive"
         audio = [t for t in self.pc.getTransceivers() if t.kind == "audio"]
         for transceiver in audio:
             if inline_decode.install(transceiver.receiver, self._on_audio_frame):
@@ -123,7 +129,7 @@ class Peer:
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and not self.inline_audio:
             self._spawn(self._read_audio(track))
-        elif track.kind == "video":
+        elif track.kind == "video" and self.room.video_override is None:
             self._spawn(self._read_video(track))
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:

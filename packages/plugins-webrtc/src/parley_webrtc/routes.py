@@ -11,6 +11,12 @@ Under ``/webrtc`` (change with ``prefix``):
 
 Errors are JSON ``{"detail": "..."}``: 400 bad JSON/SDP/candidate, 404 unknown call or
 participant, 413 body too large, 415 not JSON, 429 call full.
+
+Several nodes: given the launcher's `SessionRegistry`, a request for a call whose session runs
+on another node is answered with ``307 Temporary Redirect`` to the same path on that node
+(``SessionRecord.node_address``), so any node can take any browser's signaling: no sticky
+sessions. A 307 keeps the method and body; the demo page itself (a GET) is redirected too, so
+the browser then talks to the owning node directly.
 """
 
 from __future__ import annotations
@@ -19,20 +25,31 @@ import json
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from parley.edge import User
+from parley.launcher import (
+    CallSessionLimitExceeded,
+    InvalidCallId,
+    LauncherError,
+    LauncherNotRunning,
+    SessionLimitExceeded,
+)
+from parley.registry import SessionRegistry
+from parley.store import StoreUnavailable
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from parley_webrtc.connection import CallEnded, CallFull, WebRTCConnection
-from parley_webrtc.peer import InvalidOffer
+from parley_webrtc.peer import InvalidOffer, Peer
 from parley_webrtc.rooms import Rooms, default_rooms
 
 EnsureCall = Callable[[str], Awaitable[None]]
 M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY_BYTES = 64 * 1024  # a browser offer with audio, video and data is ~6-12 KB
+ENDED_STATES = frozenset({"closing", "closed", "failed"})
 STATIC_FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
@@ -64,6 +81,7 @@ def create_router(
     *,
     prefix: str = "/webrtc",
     ensure_call: EnsureCall | None = None,
+    registry: SessionRegistry | None = None,
     join_wait: float = 10.0,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> APIRouter:
@@ -72,15 +90,73 @@ def create_router(
     ``rooms``: where agents' calls are found (default: this process's). ``ensure_call``: an
     async callable run when an offer names a call no agent is on yet (a launcher can start a
     session there); the route then waits up to ``join_wait`` seconds for the agent to join.
+    ``registry``: the launcher's `SessionRegistry`; requests for a call hosted by another
+    node are redirected there (307).
     """
     calls = rooms if rooms is not None else default_rooms
     router = APIRouter(prefix=prefix, tags=["webrtc"])
 
-    async def find_call(call_id: str) -> WebRTCConnection:
-        room = calls.get(call_id)
-        if room is None and ensure_call is not None:
+    async def owner_url(call_id: str, request: Request) -> str | None:
+        """This request's URL on the node that hosts ``call_id``, if another node does."""
+        if registry is None:
+            return None
+        try:
+            records = await registry.list(call_id)
+        except StoreUnavailable as exc:
+            raise HTTPException(
+                503, f"cannot look up call {call_id!r} in the session registry: {exc}"
+            ) from exc
+        elsewhere = [
+            r for r in records if r.node_id != registry.node_id and r.state not in ENDED_STATES
+        ]
+        for record in elsewhere:
+            base = node_base_url(record.node_address)
+            if base is not None:
+                query = f"?{request.url.query}" if request.url.query else ""
+                return f"{base}{request.url.path}{query}"
+        if elsewhere:
+            raise HTTPException(
+                421,
+                f"call {call_id!r} runs on node {elsewhere[0].node_id!r}, which registered no "
+                f"usable address ({elsewhere[0].node_address!r}) to send you to; give each node "
+                "its address: SessionRegistry(store, address='http://HOST:PORT')",
+            )
+        return None
+
+    async def start_call(call_id: str, request: Request) -> Response | None:
+        """Run ``ensure_call``; a redirect if another node won the call meanwhile."""
+        assert ensure_call is not None
+        try:
             await ensure_call(call_id)
-            room = await calls.wait_for(call_id, join_wait)
+        except CallSessionLimitExceeded as exc:
+            elsewhere = await owner_url(call_id, request)
+            if elsewhere is not None:
+                return RedirectResponse(elsewhere, status_code=307)
+            raise HTTPException(429, f"cannot start an agent on call {call_id!r}: {exc}") from exc
+        except InvalidCallId as exc:
+            raise HTTPException(400, str(exc)) from exc
+        except SessionLimitExceeded as exc:
+            raise HTTPException(429, f"cannot start an agent on call {call_id!r}: {exc}") from exc
+        except LauncherNotRunning as exc:
+            raise HTTPException(503, f"cannot start an agent on call {call_id!r}: {exc}") from exc
+        except LauncherError as exc:
+            raise HTTPException(
+                500, f"starting an agent on call {call_id!r} failed: {exc}"
+            ) from exc
+        return None
+
+    async def find_call(call_id: str, request: Request) -> WebRTCConnection | Response:
+        """The call's room here, or a redirect to the node hosting it; 404 if neither."""
+        room = calls.get(call_id)
+        if room is None:
+            elsewhere = await owner_url(call_id, request)
+            if elsewhere is not None:
+                return RedirectResponse(elsewhere, status_code=307)
+            if ensure_call is not None:
+                redirect = await start_call(call_id, request)
+                if redirect is not None:
+                    return redirect
+                room = await calls.wait_for(call_id, join_wait)
         if room is None or room.closed:
             raise HTTPException(
                 404,
@@ -89,11 +165,13 @@ def create_router(
             )
         return room
 
-    def find_peer(room: WebRTCConnection, participant_id: str) -> None:
-        if room.peer(participant_id) is None:
+    def find_peer(room: WebRTCConnection, participant_id: str) -> Peer:
+        peer = room.peer(participant_id)
+        if peer is None:
             raise HTTPException(
                 404, f"no participant {participant_id!r} on call {room.call.call_id!r}"
             )
+        return peer
 
     @router.get("", include_in_schema=False)
     async def demo_redirect(request: Request) -> RedirectResponse:
@@ -101,7 +179,14 @@ def create_router(
         return RedirectResponse(f"{request.url.path}/{query}")
 
     @router.get("/", response_class=HTMLResponse, summary="Browser demo page")
-    async def demo_page() -> HTMLResponse:
+    async def demo_page(request: Request, call: str | None = None) -> Response:
+        if call and calls.get(call) is None:
+            try:
+                elsewhere = await owner_url(call, request)
+            except HTTPException:
+                elsewhere = None  # serve the page; joining will say what is wrong
+            if elsewhere is not None:  # the page then signals to the hosting node directly
+                return RedirectResponse(elsewhere, status_code=307)
         return HTMLResponse(_static_text("index.html"))
 
     @router.get("/static/{name}", include_in_schema=False)
@@ -125,13 +210,19 @@ def create_router(
             ]
         }
 
-    @router.post("/calls/{call_id}/offer", summary="Join a call: SDP offer in, answer out")
-    async def offer(call_id: str, request: Request) -> dict[str, Any]:
+    @router.post(
+        "/calls/{call_id}/offer",
+        summary="Join a call: SDP offer in, answer out",
+        response_model=None,
+    )
+    async def offer(call_id: str, request: Request) -> dict[str, Any] | Response:
         body = _validate(OfferIn, await _read_json(request, max_body_bytes))
         problem = sdp_problem(body.sdp)
         if problem:
             raise HTTPException(400, f"malformed SDP offer: {problem}")
-        room = await find_call(call_id)
+        room = await find_call(call_id, request)
+        if isinstance(room, Response):
+            return room
         user = None
         if body.user is not None:
             user = User(name=body.user.name, id=body.user.id or body.user.name)
@@ -151,27 +242,56 @@ def create_router(
             "agent": {"id": room.agent_user.id, "name": room.agent_user.name},
         }
 
-    @router.post("/calls/{call_id}/participants/{participant_id}/ice", summary="Trickle ICE")
-    async def ice(call_id: str, participant_id: str, request: Request) -> dict[str, Any]:
+    @router.post(
+        "/calls/{call_id}/participants/{participant_id}/ice",
+        summary="Trickle ICE",
+        response_model=None,
+    )
+    async def ice(call_id: str, participant_id: str, request: Request) -> dict[str, Any] | Response:
         body = _validate(CandidateIn, await _read_json(request, max_body_bytes))
-        room = await find_call(call_id)
-        find_peer(room, participant_id)
-        peer = room.peer(participant_id)
-        assert peer is not None
+        room = await find_call(call_id, request)
+        if isinstance(room, Response):
+            return room
+        peer = find_peer(room, participant_id)
         try:
             await peer.add_candidate(body.candidate, body.sdp_mid, body.sdp_mline_index)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from exc
         return {"ok": True}
 
-    @router.post("/calls/{call_id}/participants/{participant_id}/leave", summary="Hang up")
-    async def leave(call_id: str, participant_id: str) -> dict[str, Any]:
-        room = await find_call(call_id)
+    @router.post(
+        "/calls/{call_id}/participants/{participant_id}/leave",
+        summary="Hang up",
+        response_model=None,
+    )
+    async def leave(
+        call_id: str, participant_id: str, request: Request
+    ) -> dict[str, Any] | Response:
+        room = await find_call(call_id, request)
+        if isinstance(room, Response):
+            return room
         find_peer(room, participant_id)
         await room.remove_participant(participant_id, "left")
         return {"left": True, "participant_id": participant_id}
 
     return router
+
+
+def node_base_url(address: str | None) -> str | None:
+    """``scheme://host[:port]`` for a registered node address (``host:port`` means http)."""
+    if not address or not address.strip():
+        return None
+    address = address.strip().rstrip("/")
+    if "://" not in address:
+        address = f"http://{address}"
+    try:
+        parts = urlsplit(address)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return address
 
 
 def sdp_problem(sdp: str) -> str | None:

@@ -21,6 +21,9 @@ class WebRTCSettings:
     - ``max_buffered``: seconds of agent speech `AudioOutput.write` buffers before it waits.
     - ``input_queue_frames``: inbound 20 ms frames kept for a slow reader (oldest dropped).
     - ``opus_bitrate`` / ``opus_complexity``: encoder settings for the agent's voice.
+    - ``video_track_override``: a local video file played, looped, as the participants'
+      incoming video instead of their cameras (``create_call(..., video_track_override=…)``
+      sets it per call).
     """
 
     max_participants: int = 4
@@ -32,6 +35,7 @@ class WebRTCSettings:
     input_queue_frames: int = 100
     opus_bitrate: int = 32000
     opus_complexity: int = 5
+    video_track_override: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_participants < 1:

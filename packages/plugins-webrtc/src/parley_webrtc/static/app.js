@@ -16,6 +16,7 @@ const state = {
   remoteRms: 0,
   remoteRmsPeak: 0,
   remoteRmsHistory: [],    // last 100 readings of the agent's audio level (one per 100 ms)
+  remotePeakHz: 0,         // strongest frequency of the agent's audio at the last loud reading
   errors: [],
   pc: null,
   channel: null,
@@ -132,7 +133,16 @@ async function join() {
         sdp: pc.localDescription.sdp,
         user: { name: $("name").value.trim() || "Guest" },
       }),
+      // Another node hosts the call (it started after this page loaded): a cross-origin
+      // redirect would fail, so reload this page instead, which the server redirects there.
+      redirect: "manual",
     });
+    if (response.type === "opaqueredirect") {
+      hangUp("moved");
+      status("This call is hosted by another server; taking you there. Join again when it loads.");
+      location.replace(location.href);
+      return false;
+    }
     body = await response.json();
   } catch (error) {
     status(`Could not reach the agent: ${error}`, true);
@@ -236,6 +246,13 @@ function rmsOf(analyser, buffer) {
   return Math.sqrt(sum / buffer.length);
 }
 
+function peakHz(analyser, spectrum) {
+  analyser.getFloatFrequencyData(spectrum);
+  let best = 1;
+  for (let i = 2; i < spectrum.length; i++) if (spectrum[i] > spectrum[best]) best = i;
+  return (best * audioContext.sampleRate) / analyser.fftSize;
+}
+
 function analyserFor(stream) {
   const analyser = audioContext.createAnalyser();
   analyser.fftSize = 2048;
@@ -248,6 +265,7 @@ function startMeters() {
   const mic = localStream.getAudioTracks().length ? analyserFor(localStream) : null;
   let agent = null;
   const buffer = new Float32Array(2048);
+  const spectrum = new Float32Array(1024);
   timers.push(
     setInterval(() => {
       if (!agent && state.remoteStream) agent = analyserFor(state.remoteStream);
@@ -255,6 +273,7 @@ function startMeters() {
       if (agent) {
         state.remoteRms = rmsOf(agent, buffer);
         state.remoteRmsPeak = Math.max(state.remoteRmsPeak, state.remoteRms);
+        if (state.remoteRms > 0.02) state.remotePeakHz = peakHz(agent, spectrum);
         state.remoteRmsHistory.push(state.remoteRms);
         if (state.remoteRmsHistory.length > 100) state.remoteRmsHistory.shift();
       }
