@@ -272,3 +272,51 @@ async def test_non_interruptible_say_plays_through_user_speech() -> None:
     assert not handle.interrupted
     assert connection.audio_output.flush_count == 0
     await session.close()
+
+
+async def test_video_processors_see_frames_and_errors_are_isolated() -> None:
+    import numpy as np
+    from parley import VideoProcessor
+    from parley.edge import Participant
+    from parley.events import ErrorOccurred
+    from parley.frames import VideoFrame
+
+    class Counter(VideoProcessor):
+        def __init__(self) -> None:
+            self.frames: list[VideoFrame] = []
+            self.started = False
+            self.closed = False
+
+        async def start(self, session: AgentSession) -> None:
+            self.started = True
+
+        async def process(self, frame: VideoFrame, participant: Participant) -> None:
+            self.frames.append(frame)
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    class Broken(VideoProcessor):
+        async def process(self, frame: VideoFrame, participant: Participant) -> None:
+            raise ValueError("bad frame")
+
+    counter = Counter()
+    agent = Agent("x", processors=[Broken(), counter])
+    edge = InMemoryEdge(realtime_playout=False)
+    from parley.edge import Call
+
+    connection = await edge.join(Call("default", "video", edge), agent.agent_user)
+    session = AgentSession(
+        agent, CascadingPipeline(stt=FakeSTT(None), llm=FakeLLM([]), tts=FakeTTS())
+    )
+    errors: list[ErrorOccurred] = []
+    session.events.subscribe(errors.append, ErrorOccurred)
+    await session.start(connection)
+    assert counter.started
+    frame = VideoFrame(np.zeros((4, 4, 3), dtype=np.uint8))
+    await connection.push_video(frame)
+    await until(lambda: bool(counter.frames))
+    assert counter.frames[0] is frame
+    assert errors and errors[0].source == "video"
+    await session.close()
+    assert counter.closed

@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "JobContext": "parley.job",
     "RoomOptions": "parley.job",
     "AgentLauncher": "parley.launcher",
+    "VideoProcessor": "parley.video",
     "SessionRegistry": "parley.registry",
     # media and history
     "AudioFrame": "parley.frames",
@@ -168,5 +169,6 @@ if TYPE_CHECKING:
     from parley.tts import TTS as TTS
     from parley.turn import TurnDetector as TurnDetector
     from parley.vad import VAD as VAD
+    from parley.video import VideoProcessor as VideoProcessor
     from parley.wav import read_wav as read_wav
     from parley.wav import write_wav as write_wav

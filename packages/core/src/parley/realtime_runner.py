@@ -26,7 +26,7 @@ from parley.events import (
     UserTurnEnded,
     UserTurnStarted,
 )
-from parley.frames import AudioFrame
+from parley.frames import AudioFrame, VideoFrame
 from parley.metrics import TurnMetrics
 from parley.pipeline import RealtimePipeline
 from parley.playout import Playout
@@ -89,6 +89,14 @@ class RealtimeRunner:
     @property
     def busy(self) -> bool:
         return self._response is not None
+
+    @property
+    def wants_video(self) -> bool:
+        return self.model.capabilities.video
+
+    async def push_video(self, participant: Participant, frame: VideoFrame) -> None:
+        if self._rt is not None:
+            await self._rt.push_video(frame)
 
     # --- input ---------------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from parley.events import (
     WakeUp,
 )
 from parley.flow import ConversationFlow
-from parley.frames import AudioFrame, VideoFrame
+from parley.frames import AudioFrame
 from parley.llm import LLM
 from parley.metrics import SessionMetrics, TurnMetrics
 from parley.pipeline import CascadingPipeline, RealtimePipeline
@@ -165,6 +165,12 @@ class AgentSession:
             raise
         self.started_at = time.time()
         self._io_tasks = [asyncio.create_task(self._audio_loop(connection), name="parley-audio-in")]
+        if self._video_consumers():
+            for processor in self.agent.processors:
+                await processor.start(self)
+            self._io_tasks.append(
+                asyncio.create_task(self._video_loop(connection), name="parley-video-in")
+            )
         connection.events.subscribe(self._on_connection_event)
         if connection.call.edge.capabilities.data:
             self._outbox = asyncio.Queue(maxsize=256)
@@ -223,6 +229,28 @@ class AgentSession:
             self._fail(exc)
             self._spawn(self.close(), "close")
 
+    def _video_consumers(self) -> bool:
+        runner = self._runner
+        wants_video = getattr(runner, "wants_video", False)
+        return bool(self.agent.processors) or bool(wants_video)
+
+    async def _video_loop(self, connection: Connection) -> None:
+        """Frames to every processor (and a video-capable realtime model), one at a time:
+        the Edge drops stale frames while we are busy, so there is never a backlog."""
+        runner = self._runner
+        processors = list(self.agent.processors)
+        async for participant, frame in connection.video_input():
+            if runner is not None and getattr(runner, "wants_video", False):
+                try:
+                    await runner.push_video(participant, frame)  # type: ignore[attr-defined]
+                except Exception as exc:
+                    self._report_error("realtime", exc, True)
+            for processor in processors:
+                try:
+                    await processor.process(frame, participant)
+                except Exception as exc:
+                    self._report_error("video", exc, True)
+
     def _on_connection_event(self, event: object) -> None:
         if isinstance(event, DataReceived):
             message = event.message
@@ -272,6 +300,11 @@ class AgentSession:
                 except Exception as exc:
                     self._report_error("edge", exc, False)
             await self._close_parts()
+            for processor in self.agent.processors:
+                try:
+                    await processor.aclose()
+                except Exception as exc:
+                    self._report_error("video", exc, False)
             for server in self.agent.mcp_servers:
                 try:
                     await server.aclose()
@@ -456,9 +489,6 @@ class AgentSession:
                 await connection.send_data(message)
             except Exception as exc:
                 logger.debug("could not send %s to participants: %s", message["type"], exc)
-
-    def push_video(self, participant: Participant, frame: VideoFrame) -> None:  # pragma: no cover
-        """Reserved for video processors (see `Agent.processors`)."""
 
     def info(self) -> dict[str, Any]:
         """A JSON-able snapshot for registries and HTTP APIs."""
