@@ -225,7 +225,7 @@ class TimedFlow(ConversationFlow):
 
 @dataclass(slots=True)
 class Turn:
-    question: str
+    clip: Clip
     true_end: float
     metrics: TurnMetrics
     rounds: list[Round]
@@ -384,7 +384,39 @@ def first_words_splitter(words: int) -> type[SentenceSplitter]:
 PROTOTYPES = ("speculative-stt", "prefill-early", "first-words=N")
 
 
-async def run(args: argparse.Namespace) -> list[Turn]:
+@dataclass(slots=True)
+class Baseline:
+    """The same parts called directly, one after another: no engine, no real-time input."""
+
+    stt: list[float] = field(default_factory=list)  # Whisper on each question
+    tts: list[float] = field(default_factory=list)  # Piper's first audio of each reply's 1st piece
+
+
+async def measure_baseline(turns: Sequence[Turn], whisper_threads: int) -> Baseline:
+    from parley_piper.tts import PiperTTS
+    from parley_whisper.stt import WhisperSTT
+
+    whisper = WhisperSTT(cpu_threads=whisper_threads)
+    tts = PiperTTS()
+    await asyncio.gather(whisper.warm_up(), tts.warm_up())
+    baseline = Baseline()
+    for turn in turns:
+        started = time.perf_counter()
+        await whisper.recognize(turn.clip.audio)
+        baseline.stt.append(time.perf_counter() - started)
+        splitter: SentenceSplitter = getattr(cascade, "SentenceSplitter")()  # noqa: B009
+        pieces = splitter.push(turn.reply) + splitter.flush()
+        if pieces:
+            started = time.perf_counter()
+            stream = tts.synthesize(pieces[0])
+            await anext(aiter(stream))
+            baseline.tts.append(time.perf_counter() - started)
+            await stream.aclose()  # type: ignore[attr-defined]
+    await asyncio.gather(whisper.aclose(), tts.aclose())
+    return baseline
+
+
+async def run(args: argparse.Namespace) -> tuple[list[Turn], Baseline]:
     demo = load_demo()
     from parley_llamacpp.llm import LlamaCppLLM
     from parley_silero.vad import SileroVAD
@@ -451,7 +483,7 @@ async def run(args: argparse.Namespace) -> list[Turn]:
             metrics = await asyncio.wait_for(completed.get(), TURN_TIMEOUT)
             last = session.chat_ctx.last("assistant")
             reply = last.content if last is not None else ""
-            turns.append(Turn(clip.text, true_end, metrics, list(flow.rounds), list(tools), reply))
+            turns.append(Turn(clip, true_end, metrics, list(flow.rounds), list(tools), reply))
             await asyncio.sleep(AFTER_REPLY)
             while not completed.empty():  # a question the VAD cut in two: skip the extra turn
                 extra = completed.get_nowait()
@@ -462,10 +494,10 @@ async def run(args: argparse.Namespace) -> list[Turn]:
     lateness = connection.input_lateness
     if lateness:
         print(f"   input frames read late by the agent: {Summary.of(list(lateness)).line('s')}")
-    return turns
+    return turns, await measure_baseline(turns[1:], args.whisper_threads)
 
 
-def report(turns: list[Turn]) -> None:
+def report(turns: list[Turn], baseline: Baseline) -> None:
     print(
         f"   {'#':>2} {' '.join(f'{n:>5}' for n in STAGES)} | {'total':>5} {'eng.':>5} | "
         f"{'new tok':>7} | heard → reply"
@@ -495,6 +527,17 @@ def report(turns: list[Turn]) -> None:
         print(f"     turns with a tool call:    {Summary.of(tool_turns).line('s')}")
     if plain_turns:
         print(f"     turns without a tool call: {Summary.of(plain_turns).line('s')}")
+    print("   baseline, the same parts called directly (no engine, no real-time input):")
+    engine_stt = [1000 * v for t in measured if (v := t.stages.get("stt")) is not None]
+    engine_tts = [1000 * v for t in measured if (v := t.stages.get("tts")) is not None]
+    print(
+        f"     Whisper on the question:       p50 {Summary.of(baseline.stt).p50 * 1000:4.0f} ms"
+        f"  (engine 'stt' p50 {Summary.of(engine_stt).p50:4.0f} ms)"
+    )
+    print(
+        f"     Piper first audio, 1st piece:  p50 {Summary.of(baseline.tts).p50 * 1000:4.0f} ms"
+        f"  (engine 'tts' p50 {Summary.of(engine_tts).p50:4.0f} ms)"
+    )
     missing = len(measured) - len(totals)
     if missing:
         print(f"   {missing} measured turn(s) sent no audio")
@@ -527,8 +570,8 @@ def main() -> None:
     args = parse()
     header("voice to voice, offline stack in-process (InMemoryEdge, real-time input)")
     os.environ["PARLEY_LLM"] = "local"  # this bench measures the offline stack
-    turns = asyncio.run(run(args))
-    report(turns)
+    turns, baseline = asyncio.run(run(args))
+    report(turns, baseline)
     print(f"   after the run: {load_note()}")
 
 
