@@ -118,7 +118,7 @@ async def test_each_utterance_gives_speech_started_then_final() -> None:
 
 async def test_segment_keeps_the_pre_roll_before_speech() -> None:
     batch = RecordingSTT()
-    stt = VADSegmentedSTT(batch, EnergyVAD(), pre_roll=0.25)
+    stt = VADSegmentedSTT(batch, EnergyVAD(), pre_roll=0.25, speculate=False)
     await run(stt, signal([("silence", 1.0), ("tone", 0.8), ("silence", 1.0)]))
 
     [segment] = batch.segments
@@ -127,6 +127,29 @@ async def test_segment_keeps_the_pre_roll_before_speech() -> None:
     assert loud[0] / RATE == pytest.approx(0.25, abs=0.033)  # tone starts after the pre-roll
     # Ends after the VAD's silence hangover, not later than the signal allows.
     assert segment.timestamp + segment.duration >= 1.8 + stt.vad.options.min_silence - 0.04
+
+
+async def test_speculation_recognizes_during_the_silence_wait() -> None:
+    batch = RecordingSTT()
+    stt = VADSegmentedSTT(batch, EnergyVAD())
+    events = await run(stt, signal([("silence", 1.0), ("tone", 0.8), ("silence", 1.0)]))
+    assert [e.type for e in events] == ["speech_started", "final"]
+    [segment] = batch.segments
+    # recognized as soon as the speech went quiet, not after the VAD's silence hangover
+    end = segment.timestamp + segment.duration
+    assert 1.8 <= end < 1.8 + stt.vad.options.min_silence
+    assert events[1].audio_duration == pytest.approx(segment.duration)
+
+
+async def test_a_pause_inside_speech_drops_the_guess() -> None:
+    batch = RecordingSTT()
+    stt = VADSegmentedSTT(batch, EnergyVAD())
+    layout = [("silence", 1.0), ("tone", 0.6), ("silence", 0.15), ("tone", 0.6), ("silence", 1.0)]
+    events = await run(stt, signal(layout))
+    assert [e.type for e in events] == ["speech_started", "final"]
+    final_segment = batch.segments[-1]
+    # the used recognition covers both parts of the utterance
+    assert final_segment.timestamp + final_segment.duration >= 1.0 + 0.6 + 0.15 + 0.6
 
 
 async def test_recognition_does_not_block_pushing_and_finals_keep_order() -> None:

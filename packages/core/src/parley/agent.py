@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,7 @@ class Agent:
         agent_user: User | None = None,
         processors: Sequence[Any] = (),
         mcp_servers: Sequence[Any] = (),
+        pipeline_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.chat_ctx = ChatContext()
         self._instructions = ""
@@ -78,6 +79,8 @@ class Agent:
         self.agent_user = agent_user or User()
         self.processors = list(processors)
         self.mcp_servers = list(mcp_servers)
+        # Passed to the pipeline built from these parts: turn=, interruption=, tools=, ...
+        self.pipeline_options = dict(pipeline_options or {})
         self._mcp_tools: list[FunctionTool] = []
         self.session: AgentSession | None = None
         self._session_id: str | None = None  # set by a launcher so its registry id is the session's
@@ -127,9 +130,14 @@ class Agent:
 
     def default_pipeline(self) -> CascadingPipeline | RealtimePipeline:
         if isinstance(self.llm, Realtime):
-            return RealtimePipeline(self.llm)
+            return RealtimePipeline(self.llm, **self.pipeline_options)
         return CascadingPipeline(
-            stt=self.stt, llm=self.llm, tts=self.tts, vad=self.vad, turn_detector=self.turn_detector
+            stt=self.stt,
+            llm=self.llm,
+            tts=self.tts,
+            vad=self.vad,
+            turn_detector=self.turn_detector,
+            **self.pipeline_options,
         )
 
     def _attach(self, session: AgentSession) -> None:

@@ -191,6 +191,7 @@ class CascadingRunner:
                 self._open_turn()
                 session._emit(Transcript("user", event.text, True))
                 self._note_words(event.text)
+                self._prime_llm()
             if self._vad is None:
                 self.user_speaking = False
                 self._speech_ended_at = self._speech_ended_at or time.perf_counter()
@@ -249,6 +250,15 @@ class CascadingRunner:
             await stream.flush()
         except Exception as exc:
             self.session._report_error("stt", exc, True)
+
+    def _prime_llm(self) -> None:
+        """Let the LLM read the user's words while the engine waits out endpointing: the
+        reply's context will start the same way (local models then only evaluate new tokens)."""
+        ctx = self.session.chat_ctx.copy()
+        ctx.add("user", " ".join(self._pending))
+        if self.pipeline.max_history:
+            ctx.truncate(self.pipeline.max_history)
+        self.session._spawn(self.parts.llm.prepare(ctx, self.session.tools()), "llm")
 
     def _schedule_endpoint(self) -> None:
         self._cancel_endpoint()
@@ -599,7 +609,11 @@ class CascadingRunner:
             if self.pipeline.max_history:
                 ctx.truncate(self.pipeline.max_history)
             offered = tools if rounds < options.max_rounds else []
-            splitter = SentenceSplitter()
+            # Only the reply's very first piece may be cut short (faster first audio).
+            first_words = (
+                self.pipeline.first_piece_words if not speech.pieces and not rounds else None
+            )
+            splitter = SentenceSplitter(first_piece_words=first_words)
             text = ""
             calls: list[ToolCall] = []
             speech.final_round_start = len(speech.pieces)

@@ -90,9 +90,10 @@ class LLM(ABC):
         """Load models or open connections ahead of the first turn (optional)."""
 
     async def prepare(self, ctx: ChatContext, tools: Sequence[FunctionTool] = ()) -> None:
-        """A session is about to use this conversation: prime caches (e.g. a local model's
-        prompt prefix) so the first turn is fast (optional). Called once per session, in the
-        background; a slow prepare never delays the session."""
+        """The next call will likely be on ``ctx``: prime caches (e.g. a local model's prompt
+        prefix) so that call is fast (optional). The engine calls it in the background when a
+        session starts and again as the user's words arrive, before the turn is committed; a
+        slow prepare never delays the session."""
 
     async def aclose(self) -> None:
         """Release connections and models."""

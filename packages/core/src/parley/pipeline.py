@@ -54,6 +54,7 @@ class CascadingPipeline:
         tools: ToolOptions | None = None,
         timeouts: ProviderTimeouts | None = None,
         max_history: int | None = None,
+        first_piece_words: int | None = None,
     ) -> None:
         self.stt = stt
         self.llm = llm
@@ -65,6 +66,9 @@ class CascadingPipeline:
         self.tool_options = tools or ToolOptions()
         self.timeouts = timeouts or ProviderTimeouts()
         self.max_history = max_history
+        # Cut the first spoken piece after this many words when no sentence end comes first:
+        # speech starts sooner at the cost of a phrase break (None: whole sentences/clauses).
+        self.first_piece_words = first_piece_words
 
     def build(self) -> CascadingParts:
         """Resolve spec strings and wrap a batch STT with VAD segmentation."""

@@ -35,8 +35,11 @@ class VADSegmentedSTT(STT):
     """An `STT` that transcribes VAD-delimited utterances with a batch recognizer.
 
     ``pre_roll`` seconds of audio before the detected start are included in each segment;
-    speech longer than ``max_segment`` seconds is cut and recognized in pieces. The VAD is not
-    closed by `aclose` (the session may share it); the batch recognizer is.
+    speech longer than ``max_segment`` seconds is cut and recognized in pieces. With
+    ``speculate`` recognition starts as soon as speech goes quiet, during the VAD's silence
+    wait, and its result is used if the quiet was the end (a pause mid-sentence costs one
+    wasted decode). The VAD is not closed by `aclose` (the session may share it); the batch
+    recognizer is.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class VADSegmentedSTT(STT):
         *,
         pre_roll: float = 0.2,
         max_segment: float = 30.0,
+        speculate: bool = True,
     ) -> None:
         if pre_roll < 0:
             raise ValueError(f"pre_roll must be >= 0 seconds, got {pre_roll}")
@@ -55,6 +59,7 @@ class VADSegmentedSTT(STT):
         self.vad = vad
         self.pre_roll = pre_roll
         self.max_segment = max_segment
+        self.speculate = speculate
         self.capabilities = STTCapabilities(
             streaming=True,
             interim_results=False,
@@ -118,6 +123,8 @@ class VADSegmentedStream(STTStream):
         self._recognized_until = 0.0  # a pre-roll never repeats audio already recognized
         self._tail: asyncio.Task[None] | None = None  # last emitting task; keeps order
         self._tasks: set[asyncio.Future[Any]] = set()
+        # Recognition started when the VAD went quiet inside speech: (audio end, task).
+        self._guess: tuple[AudioFrame, asyncio.Task[str | None]] | None = None
 
     async def push(self, frame: AudioFrame) -> None:
         if self._closed:
@@ -135,8 +142,9 @@ class VADSegmentedStream(STTStream):
                 )
                 self._chain(self._emit(STTEvent("speech_started")))
             elif self._segment_start is not None:
-                self._cut(self._segment_start, now)
+                self._cut(self._segment_start, now, speech_end=event.timestamp)
                 self._segment_start = None
+        self._speculate(now)
         if self._segment_start is not None and now - self._segment_start >= self._owner.max_segment:
             self._cut(self._segment_start, now)
             self._segment_start = now
@@ -169,15 +177,46 @@ class VADSegmentedStream(STTStream):
             return [frame.to_int16()]
         return self._resampler.push(frame)
 
-    def _cut(self, begin: float, end: float) -> None:
+    def _speculate(self, now: float) -> None:
+        """Start recognizing when speech goes quiet, during the VAD's silence wait; if the
+        quiet turns out to be the end of speech, that result is used (saves one decode of
+        latency), otherwise it is dropped."""
+        start = self._segment_start
+        if start is None or not self._owner.speculate:
+            return
+        if not self._vad.pausing:
+            self._drop_guess()
+            return
+        if self._guess is None:
+            segment = AudioFrame(self._timeline.slice(start, now), self._rate, start)
+            if segment.samples:
+                task = asyncio.create_task(self._recognize(segment))
+                self._track(task)
+                self._guess = (segment, task)
+
+    def _drop_guess(self) -> None:
+        if self._guess is not None:
+            self._guess[1].cancel()
+            self._guess = None
+
+    def _cut(self, begin: float, end: float, speech_end: float | None = None) -> None:
         samples = self._timeline.slice(begin, end)
         self._recognized_until = end
+        guess, self._guess = self._guess, None
         if not len(samples):
+            if guess is not None:
+                guess[1].cancel()
             return
         segment = AudioFrame(samples, self._rate, begin)
-        # Recognition starts at once (remote recognizers may overlap); emission waits its turn.
-        recognition = asyncio.create_task(self._recognize(segment))
-        self._track(recognition)
+        guess_end = guess[0].timestamp + guess[0].duration if guess is not None else 0.0
+        if guess is not None and speech_end is not None and guess_end >= speech_end:
+            segment, recognition = guess  # it already covers all the speech of this segment
+        else:
+            if guess is not None:
+                guess[1].cancel()
+            # Recognition starts at once (remote recognizers may overlap); emission waits.
+            recognition = asyncio.create_task(self._recognize(segment))
+            self._track(recognition)
         self._chain(self._emit_final(recognition, segment.duration))
 
     async def _recognize(self, segment: AudioFrame) -> str | None:

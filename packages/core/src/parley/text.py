@@ -41,9 +41,15 @@ class SentenceSplitter:
     has ``first_clause_min_chars`` characters, so the first audio comes sooner.
     """
 
-    def __init__(self, min_chars: int = 8, first_clause_min_chars: int = 60) -> None:
+    def __init__(
+        self,
+        min_chars: int = 8,
+        first_clause_min_chars: int = 60,
+        first_piece_words: int | None = None,
+    ) -> None:
         self.min_chars = min_chars
         self.first_clause_min_chars = first_clause_min_chars
+        self.first_piece_words = first_piece_words
         self._buffer = ""
         self._emitted = 0
 
@@ -75,6 +81,16 @@ class SentenceSplitter:
                 self._emitted += 1
                 return candidate
             search_from = end
+        if self._emitted == 0 and self.first_piece_words:
+            words = buffer.split(" ")
+            # complete words only: the last item may still be growing
+            if len([w for w in words[:-1] if w.strip()]) >= self.first_piece_words:
+                cut = len(" ".join(words[: self.first_piece_words + (buffer[:1] == " ")]))
+                piece = buffer[:cut].strip()
+                if len(piece) >= self.min_chars:
+                    self._buffer = buffer[cut:]
+                    self._emitted += 1
+                    return piece
         if self._emitted == 0 and len(buffer) >= self.first_clause_min_chars:
             last = None
             for match in _CLAUSE_END.finditer(buffer):

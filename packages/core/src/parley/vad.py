@@ -62,6 +62,12 @@ class VADStream(ABC):
     def reset(self) -> None:
         """Forget model state (e.g. between utterances of different speakers)."""
 
+    @property
+    def pausing(self) -> bool:
+        """Inside speech, but the latest audio was quiet: speech may be ending (the stream
+        waits ``min_silence`` before it says so). Lets a recognizer start early."""
+        return False
+
 
 class VAD(ABC):
     capabilities: VADCapabilities = VADCapabilities()
@@ -100,6 +106,10 @@ class ProbabilityVADStream(VADStream):
     @property
     def speaking(self) -> bool:
         return self._speaking
+
+    @property
+    def pausing(self) -> bool:
+        return self._speaking and self._run > 0
 
     def push(self, frame: AudioFrame) -> list[VADEvent]:
         events: list[VADEvent] = []
