@@ -47,15 +47,13 @@ from _common import Summary, bar, header, load_note
 from parley import cascade
 from parley.audio import resample
 from parley.chat import ChatContext
-from parley.events import ToolCalled, Transcript, TurnMetricsReady
+from parley.events import ToolCalled, TurnMetricsReady
 from parley.flow import ConversationFlow
 from parley.frames import AudioFrame, concat_audio
 from parley.llm import LLMChunk
 from parley.metrics import TurnMetrics
 from parley.policy import TurnOptions
-from parley.segmenting import VADSegmentedStream, VADSegmentedSTT
 from parley.session import AgentSession
-from parley.stt import STTEvent, STTStream
 from parley.testing import InMemoryConnection, InMemoryEdge
 from parley.text import SentenceSplitter
 from parley.tools import FunctionTool
@@ -208,8 +206,11 @@ class TimedFlow(ConversationFlow):
     async def _timed(self, stream: AsyncIterator[LLMChunk]) -> AsyncIterator[LLMChunk]:
         timing = Round()
         self.rounds.append(timing)
-        # The engine's splitter class (a prototype may have replaced it).
-        splitter: SentenceSplitter = getattr(cascade, "SentenceSplitter")()  # noqa: B009
+        splitter = SentenceSplitter(
+            first_piece_words=getattr(self.session.pipeline, "first_piece_words", None)
+            if self.session
+            else None
+        )
         async for chunk in stream:
             now = time.perf_counter()
             if timing.first_output is None and (chunk.text or chunk.tool_calls):
@@ -278,112 +279,6 @@ def print_turn(index: int, turn: Turn) -> None:
     )
 
 
-# --- prototypes of engine changes (off by default; ``--prototype NAME[,NAME…]``) -------------
-# They show what a change in core would buy on this stack; the demo does not use them.
-
-
-@dataclass(slots=True)
-class _Guess:
-    begin: float
-    task: asyncio.Task[str | None]
-
-
-class SpeculativeStream(VADSegmentedStream):
-    """``speculative-stt``: start recognizing at the VAD's first quiet window inside speech
-    and keep that result when the quiet turns into the end of speech (the audio after the
-    first quiet window is below the VAD threshold); drop it if speech resumes."""
-
-    def __init__(self, owner: VADSegmentedSTT, language: str | None) -> None:
-        super().__init__(owner, language)
-        self._guess: _Guess | None = None
-
-    async def push(self, frame: AudioFrame) -> None:
-        await super().push(frame)
-        vad = self._vad
-        if self._segment_start is None or not vad.speaking:
-            return
-        quiet = getattr(vad, "last_probability", 1.0) < self._owner.vad.options.deactivation
-        if quiet and self._guess is None:
-            begin = self._segment_start
-            samples = self._timeline.slice(begin, self._timeline.end)
-            task = asyncio.create_task(self._recognize(AudioFrame(samples, self._rate, begin)))
-            self._track(task)
-            self._guess = guess = _Guess(begin, task)
-            # Tell the engine what was probably said, as an interim result.
-            self._chain(self._emit_guess(guess))
-        elif not quiet and self._guess is not None:
-            self._guess.task.cancel()
-            self._guess = None
-
-    async def _emit_guess(self, guess: _Guess) -> None:
-        try:
-            text = await asyncio.shield(guess.task)
-        except asyncio.CancelledError:
-            if guess.task.cancelled():
-                return  # speech resumed: the guess was dropped
-            raise
-        if text and self._guess is guess:
-            await self._emit(STTEvent("partial", text.strip()))
-
-    def _cut(self, begin: float, end: float) -> None:
-        guess, self._guess = self._guess, None
-        if guess is not None and guess.begin == begin:
-            self._recognized_until = end
-            self._chain(self._emit_final(guess.task, end - begin))
-            return
-        if guess is not None:
-            guess.task.cancel()
-        super()._cut(begin, end)
-
-
-class SpeculativeSTT(VADSegmentedSTT):
-    def stream(self, *, language: str | None = None) -> STTStream:
-        return SpeculativeStream(self, language)
-
-
-def prefill_early(session: AgentSession) -> None:
-    """``prefill-early``: when a user transcript arrives (an interim one too), evaluate the
-    prompt with those words (``LLM.prepare``) while the endpointing delay runs."""
-    llm = session.llm
-    done: set[str] = set()
-
-    def on_transcript(event: Transcript) -> None:
-        pending = list(getattr(session._runner, "_pending", None) or [])
-        if not event.final:
-            pending.append(event.text)
-        text = " ".join(pending)
-        if llm is None or event.role != "user" or not text or text in done:
-            return
-        done.add(text)  # the same words twice would queue a no-op before the real request
-        ctx = session.chat_ctx.copy()
-        ctx.add("user", text)
-        session._spawn(llm.prepare(ctx, session.tools()), "prefill")
-
-    session.events.subscribe(on_transcript, Transcript)
-
-
-def first_words_splitter(words: int) -> type[SentenceSplitter]:
-    """``first-words=N``: the first piece of a reply goes to TTS after N words."""
-
-    class FirstWords(SentenceSplitter):
-        def _next_piece(self) -> str | None:
-            piece = super()._next_piece()
-            if piece is not None or self._emitted:
-                return piece
-            head = self._buffer.lstrip()
-            parts = head.split(" ")
-            if len(parts) > words:  # N complete words, then a space
-                self._buffer = " ".join(parts[words:])
-                self._emitted += 1
-                return " ".join(parts[:words])
-            return None
-
-    return FirstWords
-
-
-PROTOTYPES = ("speculative-stt", "prefill-early", "first-words=N")
-
-
 @dataclass(slots=True)
 class Baseline:
     """The same parts called directly, one after another: no engine, no real-time input."""
@@ -428,10 +323,9 @@ async def run(args: argparse.Namespace) -> tuple[list[Turn], Baseline]:
     vad_options = VADOptions(min_silence=args.min_silence) if args.min_silence else VADOptions()
     vad = SileroVAD(vad_options)
     whisper = WhisperSTT(cpu_threads=args.whisper_threads)
-    prototypes = {name.split("=")[0]: name for name in args.prototype}
     parts: dict[str, Any] = {
         "vad": vad,
-        "stt": SpeculativeSTT(whisper, vad) if "speculative-stt" in prototypes else whisper,
+        "stt": whisper,
         "llm": LlamaCppLLM(
             n_threads=args.llm_threads, n_threads_batch=args.llm_batch_threads or args.llm_threads
         ),
@@ -441,11 +335,6 @@ async def run(args: argparse.Namespace) -> tuple[list[Turn], Baseline]:
         f"whisper cpu_threads {args.whisper_threads}, llama n_threads {args.llm_threads} "
         f"(batch {args.llm_batch_threads or args.llm_threads})"
     )
-    if "first-words" in prototypes:
-        words = int(prototypes["first-words"].split("=")[1])
-        setattr(cascade, "SentenceSplitter", first_words_splitter(words))  # noqa: B010
-    if prototypes:
-        print(f"   PROTOTYPES (not the demo's engine): {', '.join(prototypes.values())}")
     clips = await record_questions(QUESTIONS[: args.turns + 1])
     edge = InMemoryEdge(
         input_sample_rate=RATE, output_sample_rate=RATE, record_frames=False, measure_input=True
@@ -458,8 +347,6 @@ async def run(args: argparse.Namespace) -> tuple[list[Turn], Baseline]:
     call = await agent.create_call("default", "voice-to-voice")
     connection = await edge.join(call, agent.agent_user)
     await session.start(connection)
-    if "prefill-early" in prototypes:
-        prefill_early(session)
     llm = session.llm
     assert isinstance(llm, LlamaCppLLM)
     prefix = await llm.prefill(session.chat_ctx.copy(), session.tools())
@@ -552,14 +439,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--min-endpointing", type=float, default=None)
     parser.add_argument("--min-silence", type=float, default=None)
     parser.add_argument("--llm-threads", type=int, default=1)
-    parser.add_argument("--llm-batch-threads", type=int, default=None)
+    parser.add_argument("--llm-batch-threads", type=int, default=2, help="as the demo")
     parser.add_argument("--whisper-threads", type=int, default=2)
-    parser.add_argument(
-        "--prototype",
-        type=lambda text: [name for name in text.split(",") if name],
-        default=[],
-        help=f"comma-separated engine-change prototypes to try: {', '.join(PROTOTYPES)}",
-    )
     args = parser.parse_args()
     turns = args.turns if args.turns is not None else (4 if args.quick else len(QUESTIONS) - 1)
     args.turns = max(1, min(turns, len(QUESTIONS) - 1))

@@ -28,14 +28,12 @@ from typing import Any
 from parley import (
     Agent,
     AgentLauncher,
-    CascadingPipeline,
     Runner,
     TurnOptions,
     User,
     function_tool,
 )
 from parley.edge import Edge
-from parley.pipeline import RealtimePipeline
 from parley.plugins import list_parts
 
 INSTRUCTIONS = "You are a friendly voice assistant. Answer in one or two short sentences."
@@ -49,12 +47,13 @@ async def get_weather(location: str) -> str:
 
 
 # Turn-taking for this demo (a user-level choice, measured with bench/voice_to_voice.py).
-# Whisper transcribes once the VAD has heard 0.32 s of silence, and the engine counts
-# min_endpointing_delay from that final transcript, so the default 0.4 s comes on top of the
-# VAD's wait and the ~0.33 s decode. With 0.1 s the user has still been quiet for about 0.85 s
-# when the agent starts thinking, and the median end of speech → first audio drops from
-# 1.73 s to 1.44 s on 2 cores.
-TURN_OPTIONS = TurnOptions(min_endpointing_delay=0.1)
+# Whisper starts transcribing while the VAD waits out its 0.32 s of silence, so once the VAD
+# says the user stopped the transcript is already there: no extra endpointing wait is needed
+# (the user has then been quiet for ~0.45 s).
+TURN_OPTIONS = TurnOptions(min_endpointing_delay=0.0)
+# SmolLM2 writes its whole first sentence before Piper can start; speaking the first five
+# words as their own piece starts the answer ~0.1 s sooner, at the cost of a phrase break.
+FIRST_PIECE_WORDS = 5
 
 # Cloud LLMs chosen automatically when their key is set and their plugin is installed.
 CLOUD_LLMS: tuple[tuple[tuple[str, ...], str, str], ...] = (
@@ -71,7 +70,7 @@ class LLMChoice:
 
     @property
     def offline(self) -> bool:
-        return self.spec == "local" or self.spec.split("?")[0].split("/")[0] == "llamacpp"
+        return self.spec.split("?")[0].split("/")[0] in ("local", "llamacpp")
 
     def describe(self) -> str:
         if self.offline:
@@ -96,23 +95,11 @@ def choose_llm(environ: Mapping[str, str] = os.environ) -> LLMChoice:
             return LLMChoice(
                 name, f"{key} is set and {distribution} is installed (PARLEY_LLM=local: offline)"
             )
-    return LLMChoice("local", "no cloud key set (or PARLEY_LLM=<spec> for another model)")
-
-
-class DemoAgent(Agent):
-    """`Agent` whose default pipeline uses the demo's turn-taking settings."""
-
-    def __init__(
-        self, instructions: str = "", *, turn_options: TurnOptions = TURN_OPTIONS, **kwargs: Any
-    ) -> None:
-        super().__init__(instructions, **kwargs)
-        self.turn_options = turn_options
-
-    def default_pipeline(self) -> CascadingPipeline | RealtimePipeline:
-        pipeline = super().default_pipeline()
-        if isinstance(pipeline, CascadingPipeline):
-            pipeline.turn = self.turn_options
-        return pipeline
+    # Two threads for reading the prompt (short bursts while nothing else runs), one for
+    # generation, which overlaps speech synthesis (see the llamacpp README).
+    return LLMChoice(
+        "local?n_threads_batch=2", "no cloud key set (or PARLEY_LLM=<spec> for another model)"
+    )
 
 
 def build_agent(
@@ -120,19 +107,20 @@ def build_agent(
     *,
     llm: Any = None,
     turn_options: TurnOptions = TURN_OPTIONS,
+    first_piece_words: int | None = FIRST_PIECE_WORDS,
     **parts: Any,
 ) -> Agent:
     """The demo agent: the offline parts, the weather tool, and the demo's turn settings.
 
     ``llm`` defaults to `choose_llm`'s pick; ``parts`` overrides stt/tts/vad (bench, tests).
     """
-    return DemoAgent.local(
+    return Agent.local(
         INSTRUCTIONS,
         edge=edge,
         llm=llm if llm is not None else choose_llm().spec,
         tools=[get_weather],
         agent_user=User(name="Assistant", id="agent"),
-        turn_options=turn_options,
+        pipeline_options={"turn": turn_options, "first_piece_words": first_piece_words},
         **parts,
     )
 

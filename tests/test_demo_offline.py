@@ -69,7 +69,7 @@ def _load_demo() -> Any:
 
 def test_demo_llm_choice_is_explicit_and_printed() -> None:
     choose = _load_demo().choose_llm
-    assert choose({}).spec == "local"
+    assert choose({}).spec == "local?n_threads_batch=2"
     assert choose({}).offline
     # A key picks the cloud LLM only when its plugin is installed (all are, in this workspace).
     openai = choose({"OPENAI_API_KEY": "sk-test"})

@@ -88,13 +88,17 @@ async def push_signal(
         await asyncio.wait_for(stream.push(frame), timeout=5)
 
 
-async def collect(stream: STTStream) -> list[STTEvent]:
-    return [event async for event in stream]
+async def collect(stream: STTStream, *, partials: bool = False) -> list[STTEvent]:
+    """Every event of ``stream`` (early ``partial`` guesses only if asked)."""
+    return [e async for e in stream if partials or e.type != "partial"]
 
 
-async def run(stt: STT, samples: npt.NDArray[np.float32]) -> list[STTEvent]:
+async def run(
+    stt: STT, samples: npt.NDArray[np.float32], *, partials: bool = False
+) -> list[STTEvent]:
+    """Events of one stream over ``samples`` (early ``partial`` guesses only if asked)."""
     stream = stt.stream()
-    reader = asyncio.create_task(collect(stream))
+    reader = asyncio.create_task(collect(stream, partials=partials))
     await push_signal(stream, samples)
     await stream.flush()
     await stream.aclose()
@@ -132,13 +136,17 @@ async def test_segment_keeps_the_pre_roll_before_speech() -> None:
 async def test_speculation_recognizes_during_the_silence_wait() -> None:
     batch = RecordingSTT()
     stt = VADSegmentedSTT(batch, EnergyVAD())
-    events = await run(stt, signal([("silence", 1.0), ("tone", 0.8), ("silence", 1.0)]))
-    assert [e.type for e in events] == ["speech_started", "final"]
+    events = await run(
+        stt, signal([("silence", 1.0), ("tone", 0.8), ("silence", 1.0)]), partials=True
+    )
+    # the guess is published as soon as it is ready, then confirmed as the final
+    assert [e.type for e in events] == ["speech_started", "partial", "final"]
+    assert events[1].text == events[2].text
     [segment] = batch.segments
     # recognized as soon as the speech went quiet, not after the VAD's silence hangover
     end = segment.timestamp + segment.duration
     assert 1.8 <= end < 1.8 + stt.vad.options.min_silence
-    assert events[1].audio_duration == pytest.approx(segment.duration)
+    assert events[2].audio_duration == pytest.approx(segment.duration)
 
 
 async def test_a_pause_inside_speech_drops_the_guess() -> None:

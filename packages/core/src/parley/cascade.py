@@ -88,6 +88,7 @@ class CascadingRunner:
         self._duration_timer: asyncio.TimerHandle | None = None
         self._false_timer: asyncio.TimerHandle | None = None
         self._turns = 0
+        self._primed = ""  # the user text the LLM was last primed with
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -182,6 +183,7 @@ class CascadingRunner:
             if event.text:
                 session._emit(Transcript("user", event.text, False))
                 self._note_words(event.text)
+                self._prime_llm(event.text)
                 if self._vad is None:
                     self._cancel_endpoint()
         elif kind == "final":
@@ -251,11 +253,15 @@ class CascadingRunner:
         except Exception as exc:
             self.session._report_error("stt", exc, True)
 
-    def _prime_llm(self) -> None:
+    def _prime_llm(self, partial: str = "") -> None:
         """Let the LLM read the user's words while the engine waits out endpointing: the
         reply's context will start the same way (local models then only evaluate new tokens)."""
+        text = " ".join([*self._pending, partial.strip()]).strip()
+        if not text or text == self._primed:
+            return
+        self._primed = text
         ctx = self.session.chat_ctx.copy()
-        ctx.add("user", " ".join(self._pending))
+        ctx.add("user", text)
         if self.pipeline.max_history:
             ctx.truncate(self.pipeline.max_history)
         self.session._spawn(self.parts.llm.prepare(ctx, self.session.tools()), "llm")

@@ -37,8 +37,8 @@ class VADSegmentedSTT(STT):
     ``pre_roll`` seconds of audio before the detected start are included in each segment;
     speech longer than ``max_segment`` seconds is cut and recognized in pieces. With
     ``speculate`` recognition starts as soon as speech goes quiet, during the VAD's silence
-    wait, and its result is used if the quiet was the end (a pause mid-sentence costs one
-    wasted decode). The VAD is not closed by `aclose` (the session may share it); the batch
+    wait; its text is published at once as a ``partial`` and becomes the ``final`` if the
+    quiet was the end (a pause mid-sentence costs one wasted decode). The VAD is not closed by `aclose` (the session may share it); the batch
     recognizer is.
     """
 
@@ -125,6 +125,7 @@ class VADSegmentedStream(STTStream):
         self._tasks: set[asyncio.Future[Any]] = set()
         # Recognition started when the VAD went quiet inside speech: (audio end, task).
         self._guess: tuple[AudioFrame, asyncio.Task[str | None]] | None = None
+        self._used: asyncio.Task[str | None] | None = None  # the guess a final was built on
 
     async def push(self, frame: AudioFrame) -> None:
         if self._closed:
@@ -192,7 +193,19 @@ class VADSegmentedStream(STTStream):
             if segment.samples:
                 task = asyncio.create_task(self._recognize(segment))
                 self._track(task)
-                self._guess = (segment, task)
+                self._guess = guess = (segment, task)
+                # Publish it as an interim result: the engine can prime the LLM meanwhile.
+                self._chain(self._emit_guess(guess))
+
+    async def _emit_guess(self, guess: tuple[AudioFrame, asyncio.Task[str | None]]) -> None:
+        try:
+            text = await asyncio.shield(guess[1])
+        except asyncio.CancelledError:
+            if guess[1].cancelled():
+                return  # speech resumed: the guess was dropped
+            raise
+        if text and text.strip() and (self._guess is guess or self._used is guess[1]):
+            await self._emit(STTEvent("partial", text.strip(), language=self._language))
 
     def _drop_guess(self) -> None:
         if self._guess is not None:
@@ -211,6 +224,7 @@ class VADSegmentedStream(STTStream):
         guess_end = guess[0].timestamp + guess[0].duration if guess is not None else 0.0
         if guess is not None and speech_end is not None and guess_end >= speech_end:
             segment, recognition = guess  # it already covers all the speech of this segment
+            self._used = recognition
         else:
             if guess is not None:
                 guess[1].cancel()
