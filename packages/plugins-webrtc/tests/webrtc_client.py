@@ -10,7 +10,7 @@ from typing import Any, cast
 import av
 import httpx
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from parley.frames import AudioFrame
 from parley_webrtc.output import CallAudioOutput, OutboundAudioTrack
@@ -18,14 +18,23 @@ from webrtc_chromium import eventually
 
 
 class ClientPeer:
-    """Sends a clip in a loop (or nothing) and records what the agent sends back."""
+    """Sends a clip in a loop (or nothing) and records what the agent sends back.
+
+    ``video=True`` also sends a camera: aiortc's test pattern (green 640x480 frames).
+    """
 
     def __init__(
-        self, http: httpx.AsyncClient, call_id: str, *, clip: AudioFrame | None = None
+        self,
+        http: httpx.AsyncClient,
+        call_id: str,
+        *,
+        clip: AudioFrame | None = None,
+        video: bool = False,
     ) -> None:
         self.http = http
         self.call_id = call_id
         self.clip = clip
+        self.video = video
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.participant_id: str | None = None
         self.frames_received = 0
@@ -45,6 +54,8 @@ class ClientPeer:
             self._tasks.append(asyncio.ensure_future(self._play_loop()))
         else:
             self.pc.addTransceiver("audio", direction="recvonly")
+        if self.video:
+            self.pc.addTrack(VideoStreamTrack())
         await self.pc.setLocalDescription(await self.pc.createOffer())
         response = await self.http.post(
             f"/webrtc/calls/{self.call_id}/offer",

@@ -38,8 +38,8 @@ class VADSegmentedSTT(STT):
     speech longer than ``max_segment`` seconds is cut and recognized in pieces. With
     ``speculate`` recognition starts as soon as speech goes quiet, during the VAD's silence
     wait; its text is published at once as a ``partial`` and becomes the ``final`` if the
-    quiet was the end (a pause mid-sentence costs one wasted decode). The VAD is not closed by `aclose` (the session may share it); the batch
-    recognizer is.
+    quiet was the end (a pause mid-sentence costs one wasted decode). The VAD is not closed
+    by `aclose` (the session may share it); the batch recognizer is.
     """
 
     def __init__(

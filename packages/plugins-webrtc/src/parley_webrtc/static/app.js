@@ -18,6 +18,9 @@ const state = {
   remoteRmsHistory: [],    // last 100 readings of the agent's audio level (one per 100 ms)
   remotePeakHz: 0,         // strongest frequency of the agent's audio at the last loud reading
   errors: [],
+  // getUserMedia audio constraints. Echo cancellation keeps the agent from hearing itself
+  // through speakers; tests that play a file as the microphone turn it off (as headphones).
+  micConstraints: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
   pc: null,
   channel: null,
   join,
@@ -91,7 +94,7 @@ async function join() {
   status("Asking for the microphone…");
   try {
     localStream = await navigator.mediaDevices.getUserMedia({
-      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      audio: { ...state.micConstraints },
       video: $("camera").checked ? { width: 640, height: 480 } : false,
     });
   } catch (error) {
@@ -327,12 +330,17 @@ function showTranscript(role, text, final) {
 
 const STAGES = [
   ["stt", "transcript_ms", "transcript"],
+  ["turn", "turn_end_ms", "end of turn"],
   ["llm", "first_token_ms", "first token"],
   ["tts", "first_audio_ms", "first audio"],
   ["send", "first_audio_sent_ms", "audio sent"],
 ];
 
 function showTurn(metrics) {
+  // When the engine decided the user was done: the endpointing wait is policy, not the LLM.
+  if (Number.isFinite(metrics.first_token_ms) && Number.isFinite(metrics.llm_ttft_ms)) {
+    metrics = { ...metrics, turn_end_ms: metrics.first_token_ms - metrics.llm_ttft_ms };
+  }
   const marks = STAGES.filter(([, key]) => Number.isFinite(metrics[key]));
   if (!marks.length) return;
   const total = Math.max(...marks.map(([, key]) => metrics[key]));
