@@ -161,3 +161,24 @@ async def test_request_close_reaches_the_session_through_the_registry() -> None:
         assert await launcher.registry.request_close("rc", session.id)
         await asyncio.wait_for(session.wait(), 2)
         assert not await launcher.request_close_session("rc", "sess_unknown")
+
+
+async def test_session_params_are_visible_to_parts_built_for_the_session() -> None:
+    from parley.launcher import current_session_params
+
+    seen: list[object] = []
+
+    async def create_agent(**params: Any) -> Agent:
+        seen.append(current_session_params.get().get("color"))
+        return Agent("x", edge=InMemoryEdge(), llm=FakeLLM([]), tts=FakeTTS(), stt=FakeSTT(None))
+
+    async def join_call(agent: Agent, call_type: str, call_id: str, **params: Any) -> None:
+        seen.append(current_session_params.get().get("color"))  # user code passes nothing on
+        async with agent.join(await agent.create_call(call_type, call_id)):
+            await agent.finish()
+
+    launcher = AgentLauncher(create_agent, join_call, warm_up=False, drain_timeout=0.1)
+    async with launcher:
+        await launcher.start_session("params", color="blue")
+        assert seen == ["blue", "blue"]
+        assert current_session_params.get() == {}

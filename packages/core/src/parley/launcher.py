@@ -13,8 +13,10 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from parley.registry import SessionRecord, SessionRegistry
@@ -27,6 +29,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger("parley.launcher")
 
 CALL_ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
+
+# The params of the session being started, visible to parts and edges built for it (e.g. the
+# WebRTC edge reads ``video_track_override``) without user code passing them along.
+current_session_params: ContextVar[Mapping[str, Any]] = ContextVar(
+    "parley_session_params", default=MappingProxyType({})
+)
 _MAX_CALL_ID = 128
 
 
@@ -256,6 +264,16 @@ class AgentLauncher:
             self._starting -= 1
 
     async def _launch(
+        self, session_id: str, call_id: str, call_type: str, params: dict[str, Any]
+    ) -> AgentSession:
+        token = current_session_params.set(MappingProxyType(dict(params)))
+        try:
+            # The session's task copies this context, so its edge and parts see the params.
+            return await self._launch_in_context(session_id, call_id, call_type, params)
+        finally:
+            current_session_params.reset(token)
+
+    async def _launch_in_context(
         self, session_id: str, call_id: str, call_type: str, params: dict[str, Any]
     ) -> AgentSession:
         try:
