@@ -86,7 +86,9 @@ async def test_core_wraps_it_with_vad_segmentation(httpx2_mock: respx.Router) ->
             if event.type == "final":
                 break
     await stream.aclose()
-    assert [e.type for e in events] == ["speech_started", "final"]
+    # early guesses (``partial``) may come before the final; they carry the same text
+    assert [e.type for e in events if e.type != "partial"] == ["speech_started", "final"]
+    assert all(e.text == "Turn on the light" for e in events if e.type == "partial")
     assert events[-1].text == "Turn on the light"
     assert events[-1].audio_duration > 0.5
 

@@ -124,7 +124,8 @@ async def test_streams_utterances_cut_by_silero(
     await stream.aclose()
     events = await reader
 
-    assert [event.type for event in events] == [
+    # early guesses (``partial``, recognized during the VAD's silence wait) may precede finals
+    assert [event.type for event in events if event.type != "partial"] == [
         "speech_started",
         "final",
         "speech_started",
