@@ -1,7 +1,7 @@
 """examples/seed_agent.py runs as users run it: ``serve`` and ``run``, as real processes.
 
-The example picks the testing kit's fake parts here (``PARLEY_EXAMPLE_PARTS=fake``), so no
-model is loaded and nothing leaves the machine.
+Most tests pick the testing kit's fake parts (``PARLEY_EXAMPLE_PARTS=fake``), so no model is
+loaded; one runs it as a user would, on the offline parts and the local WebRTC edge.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ SEED = Path(__file__).resolve().parents[1] / "examples" / "seed_agent.py"
 
 
 class Example:
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, parts: str = "fake") -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PARLEY_EXAMPLE_PARTS": "fake", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PARLEY_EXAMPLE_PARTS": parts, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             [sys.executable, str(SEED), *args, "--port", str(self.port), "--no-splash"],
             stdout=subprocess.PIPE,
@@ -107,3 +107,36 @@ def test_seed_example_runs_one_agent_in_console_mode(examples: list[Example]) ->
     example.process.send_signal(signal.SIGTERM)
     assert example.process.wait(timeout=60) == 0
     assert "Agent session sess_" in "\n".join(example.lines)
+
+
+def test_seed_example_runs_on_the_offline_parts_and_the_webrtc_edge(
+    examples: list[Example],
+) -> None:
+    from parley.plugins import list_parts
+
+    offline = {
+        "stt": "whisper",
+        "tts": "piper",
+        "llm": "llamacpp",
+        "vad": "silero",
+        "edge": "webrtc",
+    }
+    missing = [
+        name
+        for kind, name in offline.items()
+        if not any(p.name == name and p.deps_ok for p in list_parts(kind))
+    ]
+    if missing:
+        pytest.skip(f"install the offline plugins to run this: missing {', '.join(missing)}")
+    example = Example("run", "--no-demo", "--call-id", "seed-offline", parts="auto")
+    examples.append(example)
+    line = example.wait_for("to talk to the agent")
+    assert f"{example.url}/webrtc/?call=seed-offline" in line  # the browser page, not the API
+    with httpx.Client(base_url=example.url) as http:
+        page = http.get("/webrtc/?call=seed-offline")
+        assert page.status_code == 200
+        assert "<html" in page.text.lower()
+        [session] = http.get("/calls/seed-offline/sessions").json()["sessions"]
+        assert session["state"] in {"listening", "speaking", "thinking"}
+    example.process.send_signal(signal.SIGTERM)
+    assert example.process.wait(timeout=60) == 0
