@@ -23,7 +23,13 @@ from parley.frames import AudioFrame, concat_audio
 from parley.plugins import resolve
 from parley.plugins.registry import Registrar
 from parley.segmenting import VADSegmentedSTT
-from parley_whisper.stt import ModelIntegrityError, WhisperSTT, bundled_model_dir, verify_model
+from parley_whisper.stt import (
+    ModelIntegrityError,
+    WhisperSTT,
+    _repeats_itself,
+    bundled_model_dir,
+    verify_model,
+)
 
 module_loop = pytest.mark.asyncio(loop_scope="module")  # share the loaded models
 
@@ -135,6 +141,70 @@ async def test_streams_utterances_cut_by_silero(
     assert word_error_rate(QUESTION, finals[0].text) <= 0.10, finals[0].text
     assert word_error_rate(SENTENCE, finals[1].text) <= 0.10, finals[1].text
     assert finals[0].audio_duration == pytest.approx(speech[QUESTION].duration, abs=0.8)
+
+
+class CountingModel:
+    """The faster-whisper model with its full-window `transcribe` calls counted."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.full_window_calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def transcribe(self, *args: Any, **kwargs: Any) -> Any:
+        self.full_window_calls += 1
+        return self._model.transcribe(*args, **kwargs)
+
+
+@module_loop
+async def test_short_utterances_use_the_short_window_and_long_ones_the_full_window(
+    whisper: WhisperSTT, speech: dict[str, AudioFrame]
+) -> None:
+    model = CountingModel(whisper._load())
+    stt = WhisperSTT(window=10.0)
+    stt._model = model
+    try:
+        assert word_error_rate(QUESTION, await stt.recognize(speech[QUESTION])) <= 0.10
+        assert model.full_window_calls == 0
+
+        # 7 s or more of speech leaves a 10 s window too little trailing silence
+        gap = AudioFrame.silence(0.3, 16000)
+        long = concat_audio([speech[SENTENCE], gap, speech[QUESTION], gap, speech[SENTENCE]])
+        assert long.duration > 7
+        reference = f"{SENTENCE} {QUESTION} {SENTENCE}"
+        assert word_error_rate(reference, await stt.recognize(long)) <= 0.10
+        assert model.full_window_calls == 1
+    finally:
+        stt._model = None
+        await stt.aclose()
+
+
+@module_loop
+async def test_full_window_only(whisper: WhisperSTT, speech: dict[str, AudioFrame]) -> None:
+    model = CountingModel(whisper._load())
+    stt = WhisperSTT(window=None)
+    stt._model = model
+    try:
+        assert word_error_rate(SENTENCE, await stt.recognize(speech[SENTENCE])) <= 0.10
+        assert model.full_window_calls == 1
+    finally:
+        stt._model = None
+        await stt.aclose()
+
+
+def test_a_decoding_loop_is_recognized() -> None:
+    assert _repeats_itself("What is the weather? What is the weather?")
+    assert _repeats_itself("Yes it is on. Yes it is on. Yes it is on.")
+    assert not _repeats_itself("I said no, no, no.")  # short repeats happen in speech
+    assert not _repeats_itself("The library closes early on Sunday, so return your books.")
+
+
+@pytest.mark.parametrize("window", [0.0, 3.0, 31.0])
+def test_window_must_leave_room_for_speech(window: float) -> None:
+    with pytest.raises(ValueError, match="window must be"):
+        WhisperSTT(window=window)
 
 
 def test_verify_model_rejects_a_changed_file_and_names_it(tmp_path: Path) -> None:
