@@ -327,7 +327,9 @@ async def run(args: argparse.Namespace) -> tuple[list[Turn], Baseline]:
         "vad": vad,
         "stt": whisper,
         "llm": LlamaCppLLM(
-            n_threads=args.llm_threads, n_threads_batch=args.llm_batch_threads or args.llm_threads
+            n_threads=args.llm_threads,
+            n_threads_batch=args.llm_batch_threads or args.llm_threads,
+            history_turns=None if args.llm_history < 0 else args.llm_history,
         ),
     }
     print(
@@ -441,6 +443,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--llm-threads", type=int, default=1)
     parser.add_argument("--llm-batch-threads", type=int, default=2, help="as the demo")
     parser.add_argument("--whisper-threads", type=int, default=2)
+    parser.add_argument(
+        "--llm-history", type=int, default=0, help="exchanges sent before the question (-1: all)"
+    )
     args = parser.parse_args()
     turns = args.turns if args.turns is not None else (4 if args.quick else len(QUESTIONS) - 1)
     args.turns = max(1, min(turns, len(QUESTIONS) - 1))

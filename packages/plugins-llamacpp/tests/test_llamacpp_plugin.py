@@ -26,7 +26,7 @@ def test_entry_module_registers_without_importing_llama_cpp() -> None:
     ).stdout
     assert "('llm', 'llamacpp', 'parley_llamacpp.llm:LlamaCppLLM')" in out
     assert "'requires': ('llama_cpp',)" in out
-    assert "('preset', ('local', 'llm', 'llamacpp'))" in out
+    assert "('preset', ('local', 'llm', 'llamacpp?history_turns=0'))" in out
 
 
 def test_plugin_module_exposes_the_llm_lazily() -> None:
@@ -40,6 +40,7 @@ def test_local_preset_and_spec_options_build_the_llm() -> None:
     local = resolve("llm", "local")
     assert isinstance(local, LlamaCppLLM)
     assert local.model_path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert local.history_turns == 0
     tuned = resolve("llm", "llamacpp?max_tokens=32")
     assert isinstance(tuned, LlamaCppLLM)
     assert tuned.sampling.max_tokens == 32

@@ -10,8 +10,10 @@ from parley.tools import FunctionTool
 from parley_llamacpp.protocol import (
     TOOL_RESULT_PREFIX,
     ToolSpec,
+    call_skeleton,
     could_be_tool_call,
     examples_for,
+    forced_continuation,
     json_object_complete,
     parse_tool_call,
     render_messages,
@@ -145,3 +147,48 @@ def test_given_examples_replace_the_made_up_ones() -> None:
     for _question, arguments in made_up:
         assert set(arguments) == {"amount", "currency"}
         assert isinstance(arguments["amount"], float | int)
+
+
+def test_history_turns_keeps_only_the_latest_exchanges() -> None:
+    ctx = conversation()
+    ctx.add("assistant", "Sunny in Rome.")
+    ctx.add("user", "And in Paris?")
+    ctx.add("assistant", "Cloudy in Paris.")
+    ctx.add("user", "Who wrote Hamlet?")
+    full = render_messages(ctx, [], {})
+    assert render_messages(ctx, [], {}, history_turns=None) == full
+    assert render_messages(ctx, [], {}, history_turns=5) == full
+    assert render_messages(ctx, [], {}, history_turns=0) == [
+        full[0],
+        {"role": "user", "content": "Who wrote Hamlet?"},
+    ]
+    assert render_messages(ctx, [], {}, history_turns=1) == [full[0], *full[-3:]]
+
+
+def test_history_turns_keeps_the_tool_round_of_the_current_question() -> None:
+    ctx = conversation()
+    call = ToolCall(name="get_weather", arguments='{"location": "Rome"}')
+    ctx.add("assistant", "", tool_calls=[call])
+    ctx.add("tool", "Sunny.", tool_call_id=call.id, name=call.name)
+    messages = render_messages(ctx, [WEATHER], {}, history_turns=0)
+    assert messages[-3]["content"] == "What's the weather in Rome?"
+    assert messages[-1]["content"].startswith(TOOL_RESULT_PREFIX)
+
+
+def test_call_skeleton_runs_up_to_the_first_free_choice() -> None:
+    assert call_skeleton(WEATHER) == '{"tool": "get_weather", "arguments": {"location": "'
+    # Two arguments: the model picks which comes first, so only the opening is fixed.
+    assert call_skeleton(CURRENCY) == '{"tool": "convert_currency", "arguments": {'
+
+
+def test_forced_continuation_fills_in_what_every_fitting_call_shares() -> None:
+    tools = [WEATHER, CURRENCY]
+    assert forced_continuation("{", [WEATHER]) == call_skeleton(WEATHER)[1:]
+    assert forced_continuation(' {"', [WEATHER]) == call_skeleton(WEATHER)[2:]
+    assert forced_continuation("{", tools) == '"tool": "'  # then the model names the tool
+    assert forced_continuation('{"tool": "conv', tools) == call_skeleton(CURRENCY)[14:]
+    # Nothing is forced once the output leaves every skeleton, or is past it, or is not JSON.
+    assert forced_continuation('{"name"', tools) == ""
+    assert forced_continuation(call_skeleton(WEATHER) + "Ro", [WEATHER]) == ""
+    assert forced_continuation("Sure", tools) == ""
+    assert forced_continuation("{", []) == ""

@@ -34,7 +34,8 @@ def register_parts(register: Registrar) -> None:
         description="llama.cpp with any GGUF; SmolLM2-135M-Instruct by default (offline)",
         requires=("llama_cpp",),
     )
-    register.preset("local", "llm", "llamacpp")
+    # SmolLM2-135M copies its own earlier answers: the zero-key default sends the question alone.
+    register.preset("local", "llm", "llamacpp?history_turns=0")
 
 
 def __getattr__(name: str) -> Any:

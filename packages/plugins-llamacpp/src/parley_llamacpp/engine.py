@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import codecs
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +52,8 @@ class Request:
     # With tools, output that opens with "{" is held back and handed to ``accept``: a
     # ToolCall ends the turn, None means "not a valid call" and a plain answer is generated.
     accept: Callable[[str], ToolCall | None] | None = None
+    # Given the held output, the text a valid call must continue with ("" if not fixed).
+    force: Callable[[str], str] | None = None
     submitted: float = 0.0  # time.perf_counter() when the caller asked
 
 
@@ -183,7 +185,7 @@ class Engine:
         run.start(prompt)
         rejected = False
         if request.accept is not None:
-            held = run.hold()
+            held = run.hold(request.force)
             call = request.accept(held) if json_object_complete(held) else None
             if call is not None:
                 channel.put(Call(call))
@@ -290,6 +292,8 @@ class _Run:
         self._vocab = llama_cpp.llama_model_get_vocab(llama.model)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._stream: Iterator[int] | None = None
+        self._prompt: list[int] = []
+        self._tokens: list[int] = []  # what follows the prompt: generated and forced tokens
         self.generated = 0
         self.first_token_at: float | None = None
         self.first_logits: np.ndarray[Any, np.dtype[np.float32]] | None = None
@@ -297,9 +301,11 @@ class _Run:
         if sampling.seed is not None:
             llama.set_seed(sampling.seed)
 
-    def start(self, prompt: list[int]) -> None:
+    def start(self, prompt: list[int], tokens: Sequence[int] = ()) -> None:
+        self._prompt, self._tokens = prompt, list(tokens)
+        # generate() reuses the KV cache of the longest common prefix: only new tokens cost.
         self._stream = self._llama.generate(
-            prompt,
+            [*prompt, *tokens],
             temp=self._sampling.temperature,
             top_k=self._sampling.top_k,
             top_p=self._sampling.top_p,
@@ -313,7 +319,7 @@ class _Run:
         self._decoder.reset()
         self.generated += 1
         self.send(self._decoder.decode(self._llama.detokenize([first])))
-        self.start([*prompt, first])
+        self.start(prompt, [first])
 
     def next_piece(self) -> str | None:
         """Text of the next token; None at the end (end of turn, max_tokens, reader gone)."""
@@ -331,12 +337,30 @@ class _Run:
         if llama_cpp.llama_vocab_is_eog(self._vocab, token) or token == self._llama.token_bos():
             return None
         self.generated += 1
+        self._tokens.append(token)
         return self._decoder.decode(self._llama.detokenize([token]))
 
-    def hold(self) -> str:
-        """Read while the output may still be a JSON tool call; return what was held."""
+    def force(self, text: str) -> bool:
+        """Continue as if the model had written ``text``: its tokens join the prompt and are
+        evaluated in one batch. False (nothing done) if ``text`` does not tokenize back to
+        itself, as with tokenizers that prefix a space."""
+        tokens = self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        if not tokens or self._llama.detokenize(tokens).decode("utf-8", "replace") != text:
+            return False
+        self.close()
+        self.start(self._prompt, [*self._tokens, *tokens])
+        return True
+
+    def hold(self, force: Callable[[str], str] | None = None) -> str:
+        """Read while the output may still be a JSON tool call; return what was held.
+
+        ``force`` names the text a call must continue with; it is skipped over, not generated.
+        """
         held = ""
         while could_be_tool_call(held) and not json_object_complete(held):
+            forced = force(held) if force is not None and held.strip() else ""
+            if forced and self.force(forced):
+                held += forced
             piece = self.next_piece()
             if piece is None:
                 break

@@ -31,6 +31,7 @@ from parley_llamacpp.engine import (
 from parley_llamacpp.protocol import (
     ToolExample,
     ToolSpec,
+    forced_continuation,
     last_user_text,
     parse_tool_call,
     render_messages,
@@ -69,6 +70,7 @@ class LlamaCppLLM(LLM):
         seed: int | None = 0,
         repeat_penalty: float = 1.0,
         tool_examples: Mapping[str, Sequence[ToolExample]] | None = None,
+        history_turns: int | None = None,
         verbose: bool = False,
     ) -> None:
         super().__init__()
@@ -83,6 +85,9 @@ class LlamaCppLLM(LLM):
             temperature=temperature, max_tokens=max_tokens, seed=seed, repeat_penalty=repeat_penalty
         )
         self.tool_examples: dict[str, Sequence[ToolExample]] = dict(tool_examples or {})
+        if history_turns is not None and history_turns < 0:
+            raise ValueError(f"history_turns must be >= 0 or None, got {history_turns}")
+        self.history_turns = history_turns
         self._engine = Engine(
             self.model_path,
             n_ctx=n_ctx,
@@ -162,8 +167,10 @@ class LlamaCppLLM(LLM):
         specs = [] if tool_choice == "none" else [ToolSpec.of(tool) for tool in tools]
         examples = dict(self.tool_examples)
         snapshot = ctx.copy()  # rendered on the worker thread; the caller may mutate ctx
-        render = functools.partial(render_messages, snapshot, specs, examples)
-        accept = None
+        render = functools.partial(
+            render_messages, snapshot, specs, examples, history_turns=self.history_turns
+        )
+        accept = force = None
         if specs:
             last = snapshot.last()
             if last is not None and last.role == "tool":
@@ -172,10 +179,12 @@ class LlamaCppLLM(LLM):
             else:
                 said = last_user_text(snapshot)
                 accept = functools.partial(_accept, specs=specs, user_text=said)
+                force = functools.partial(forced_continuation, tools=specs)
         return Request(
             render=lambda skip: render(skip=skip),
             sampling=sampling,
             accept=accept,
+            force=force,
             submitted=time.perf_counter(),
         )
 

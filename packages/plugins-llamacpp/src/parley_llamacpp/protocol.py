@@ -149,16 +149,22 @@ def render_messages(
     tool_examples: Mapping[str, Sequence[ToolExample]],
     *,
     skip: int = 0,
+    history_turns: int | None = None,
 ) -> list[dict[str, str]]:
     """Chat-template messages for ``ctx``: stable prefix first, then the conversation.
 
-    ``skip`` drops that many of the oldest conversation messages (to fit the context).
+    ``history_turns`` keeps only that many exchanges before the latest user message (None:
+    all); ``skip`` then drops that many of the oldest remaining messages (to fit the context).
     """
     messages = list(ctx)
     instructions = DEFAULT_INSTRUCTIONS
     if messages and messages[0].role == "system":
         instructions = messages[0].content or DEFAULT_INSTRUCTIONS
         messages = messages[1:]
+    if history_turns is not None:
+        users = [index for index, message in enumerate(messages) if message.role == "user"]
+        if len(users) > history_turns:
+            messages = messages[users[-1 - history_turns] :]
     out = [{"role": "system", "content": system_prompt(instructions, tools)}]
     if tools:
         out += few_shot_messages(tools, tool_examples)
@@ -195,6 +201,37 @@ def parse_tool_call(text: str, tools: Iterable[ToolSpec], user_text: str = "") -
 def json_object_complete(text: str) -> bool:
     """True once ``text`` holds a whole leading JSON object (generation can stop there)."""
     return _leading_json_object(text) is not None
+
+
+def call_skeleton(tool: ToolSpec) -> str:
+    """The start of every call of ``tool`` in the taught format, up to the first free choice:
+    the argument's value when there is a single string argument, else the argument names."""
+    opening = tool_call_json(tool.name, {})[:-2]  # '{"tool": "<name>", "arguments": {'
+    [(name, schema)] = tool.properties.items() if len(tool.properties) == 1 else [("", None)]
+    if name and _type_name(schema) == "string":
+        opening += json.dumps(name) + ': "'
+    return opening
+
+
+def forced_continuation(held: str, tools: Sequence[ToolSpec]) -> str:
+    """What must follow ``held`` (output that opened a JSON object) for it to stay a call of
+    one of ``tools``, as far as that is fixed; "" if the model has a choice to make now.
+
+    Generating these tokens one by one is most of a tool turn's first round on a small model;
+    the engine appends them to the prompt instead, which evaluates them in one batch.
+    """
+    text = held.lstrip()
+    if not text.startswith("{"):
+        return ""
+    skeletons = [call_skeleton(tool) for tool in tools]
+    fitting = [skeleton for skeleton in skeletons if skeleton.startswith(text)]
+    if not fitting:
+        return ""
+    # The common prefix of all fitting skeletons is that of the lexically first and last one.
+    first, last = min(fitting), max(fitting)
+    pairs = enumerate(zip(first, last, strict=False))
+    shared = next((i for i, (a, b) in pairs if a != b), len(first))
+    return first[len(text) : shared]
 
 
 def could_be_tool_call(text: str) -> bool:
