@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from parley.chat import ChatContext
+from parley.chat import ChatContext, ToolCall
 from parley.llm import LLMChunk, collect
 from parley.tools import FunctionTool
 from parley_llamacpp import default_model
@@ -129,6 +129,25 @@ async def test_tool_result_turns_into_an_answer(llm: LlamaCppLLM) -> None:
     answer = await collect(llm.chat(ctx, [WEATHER_TOOL]))
     assert answer.tool_calls == []
     assert "12" in answer.text
+
+
+async def test_a_repeated_call_after_a_tool_result_is_refused_at_its_first_token(
+    llm: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With only the current question in the prompt SmolLM2 answers this tool result by
+    # opening another call; the engine swaps that first "{" for the likeliest plain token.
+    monkeypatch.setattr(llm, "history_turns", 0)
+    ctx = ask("What is the weather in Chicago?")
+    call = ToolCall(name="get_weather", arguments='{"location": "Chicago"}')
+    ctx.add("assistant", "", tool_calls=[call])
+    ctx.add("tool", "It is sunny and 22 degrees in Chicago.", tool_call_id=call.id, name=call.name)
+    answer = await collect(llm.chat(ctx, [WEATHER_TOOL]))
+    assert llm.last_stats is not None and llm.last_stats.rejected_tool_call
+    assert answer.tool_calls == []
+    assert "{" not in answer.text
+    assert "22 degrees" in answer.text
+    # Nothing of the refused call was generated beyond its first token.
+    assert answer.usage.output_tokens <= len(answer.text.split()) * 3
 
 
 async def test_next_turn_reuses_the_cached_prompt_prefix(llm: LlamaCppLLM) -> None:

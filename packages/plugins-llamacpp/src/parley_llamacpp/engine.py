@@ -52,6 +52,9 @@ class Request:
     # With tools, output that opens with "{" is held back and handed to ``accept``: a
     # ToolCall ends the turn, None means "not a valid call" and a plain answer is generated.
     accept: Callable[[str], ToolCall | None] | None = None
+    # The answer must be plain text (after a tool result small models tend to repeat the
+    # call): a first token that opens a JSON object is replaced before any more is generated.
+    plain_only: bool = False
     # Given the held output, the text a valid call must continue with ("" if not fixed).
     force: Callable[[str], str] | None = None
     submitted: float = 0.0  # time.perf_counter() when the caller asked
@@ -184,7 +187,16 @@ class Engine:
         run = _Run(llama, request.sampling, channel)
         run.start(prompt)
         rejected = False
-        if request.accept is not None:
+        if request.plain_only:
+            held = run.skip_blank()
+            if held.lstrip().startswith("{") and not run.cancelled:
+                # Refused before it is written out: restart with the likeliest plain token.
+                rejected = True
+                run.restart(prompt, self._plain_first_token(llama, run.first_logits))
+            else:
+                run.send(held)
+            run.stream_text()
+        elif request.accept is not None:
             held = run.hold(request.force)
             call = request.accept(held) if json_object_complete(held) else None
             if call is not None:
@@ -350,6 +362,16 @@ class _Run:
         self.close()
         self.start(self._prompt, [*self._tokens, *tokens])
         return True
+
+    def skip_blank(self) -> str:
+        """Read up to the first token with visible text; return what was read."""
+        held = ""
+        while not held.strip():
+            piece = self.next_piece()
+            if piece is None:
+                break
+            held += piece
+        return held
 
     def hold(self, force: Callable[[str], str] | None = None) -> str:
         """Read while the output may still be a JSON tool call; return what was held.

@@ -171,27 +171,22 @@ class LlamaCppLLM(LLM):
             render_messages, snapshot, specs, examples, history_turns=self.history_turns
         )
         accept = force = None
-        if specs:
-            last = snapshot.last()
-            if last is not None and last.role == "tool":
-                # Small models tend to repeat the call; after a result, they must answer.
-                accept = _refuse
-            else:
-                said = last_user_text(snapshot)
-                accept = functools.partial(_accept, specs=specs, user_text=said)
-                force = functools.partial(forced_continuation, tools=specs)
+        last = snapshot.last()
+        # Small models tend to repeat the call; after a tool result, they must answer.
+        plain_only = bool(specs) and last is not None and last.role == "tool"
+        if specs and not plain_only:
+            said = last_user_text(snapshot)
+            accept = functools.partial(_accept, specs=specs, user_text=said)
+            force = functools.partial(forced_continuation, tools=specs)
         return Request(
             render=lambda skip: render(skip=skip),
             sampling=sampling,
             accept=accept,
             force=force,
+            plain_only=plain_only,
             submitted=time.perf_counter(),
         )
 
 
 def _accept(text: str, *, specs: Sequence[ToolSpec], user_text: str) -> ToolCall | None:
     return parse_tool_call(text, specs, user_text)
-
-
-def _refuse(text: str) -> ToolCall | None:
-    return None
