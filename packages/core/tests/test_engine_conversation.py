@@ -57,6 +57,7 @@ async def make_rig(
     wake_up: float | None = None,
     realtime_playout: bool = True,
     llm: FakeLLM | None = None,
+    first_piece_words: int | None = None,
 ) -> Rig:
     edge = InMemoryEdge(realtime_playout=realtime_playout)
     agent = agent or Agent("You are a test agent.")
@@ -69,6 +70,7 @@ async def make_rig(
         turn=TurnOptions(min_endpointing_delay=0.05),
         interruption=interruption
         or InterruptionOptions(min_duration=0.2, false_interruption_timeout=0.4),
+        first_piece_words=first_piece_words,
     )
     session = AgentSession(agent, pipeline, wake_up=wake_up)
     from parley.edge import Call
@@ -187,6 +189,40 @@ async def test_tool_call_result_is_used() -> None:
     second = rig.llm.calls[1].ctx
     assert next(m for m in second if m.role == "tool").content == "sunny in Paris"
     assert rig.history()[-1] == ("assistant", "It is sunny in Paris.")
+    await rig.session.close()
+
+
+@pytest.mark.parametrize("preamble", ["", "Let me check."])
+async def test_first_piece_is_cut_short_in_whichever_round_speaks_first(preamble: str) -> None:
+    agent = Agent("Use tools.")
+
+    @agent.tools.register
+    async def get_weather(location: str) -> str:
+        """Get the weather for a location."""
+        return f"sunny in {location}"
+
+    llm = FakeLLM(
+        [
+            Reply(preamble, tool_calls=[ToolCall("get_weather", '{"location": "Paris"}')]),
+            "It is sunny and warm in Paris today.",
+        ]
+    )
+    tts = FakeTTS()
+    rig = await make_rig(
+        script=["weather in paris"],
+        replies=[],
+        agent=agent,
+        llm=llm,
+        tts=tts,
+        realtime_playout=False,
+        first_piece_words=3,
+    )
+    await rig.speak()
+    await rig.until(lambda: bool(rig.of(AgentTurnEnded)))
+    answer = ["It is sunny", "and warm in Paris today."]
+    if preamble:  # the preamble was the first piece; the answer is spoken whole
+        answer = [preamble, "It is sunny and warm in Paris today."]
+    assert tts.texts == answer
     await rig.session.close()
 
 

@@ -608,6 +608,7 @@ class CascadingRunner:
         tools = session.tools()
         options = self.pipeline.tool_options
         rounds = 0
+        queued = 0  # pieces of this reply handed to the speaker, over all rounds
         while True:
             ctx = session.chat_ctx.copy()
             if instructions:
@@ -615,9 +616,10 @@ class CascadingRunner:
             if self.pipeline.max_history:
                 ctx.truncate(self.pipeline.max_history)
             offered = tools if rounds < options.max_rounds else []
-            # Only the reply's very first piece may be cut short (faster first audio).
+            # Only the reply's very first piece may be cut short (faster first audio): the
+            # first round's, or after a silent tool call the answer round's.
             first_words = (
-                self.pipeline.first_piece_words if not speech.pieces and not rounds else None
+                self.pipeline.first_piece_words if not speech.pieces and not queued else None
             )
             splitter = SentenceSplitter(first_piece_words=first_words)
             text = ""
@@ -629,6 +631,7 @@ class CascadingRunner:
                     for piece in splitter.push(chunk.text):
                         first_piece = queue.empty() and not speech.pieces
                         await queue.put(piece)
+                        queued += 1
                         if first_piece:
                             # Let the speaker start TTS now rather than after a fast stream ends.
                             await asyncio.sleep(0)
@@ -639,6 +642,7 @@ class CascadingRunner:
                     turn.output_tokens += chunk.usage.output_tokens
             for piece in splitter.flush():
                 await queue.put(piece)
+                queued += 1
             if not calls:
                 return
             rounds += 1
