@@ -121,8 +121,10 @@ class Engine:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-llamacpp")
         self._llama: Llama | None = None
         self._formatter: Jinja2ChatFormatter | None = None
-        self._brace_ids: np.ndarray[Any, np.dtype[np.intp]] | None = None
-        self._blocked_ids: np.ndarray[Any, np.dtype[np.intp]] | None = None
+        # Tokens that open a JSON object, and end/control tokens (see `_special_ids`).
+        self._special: (
+            tuple[np.ndarray[Any, np.dtype[np.intp]], np.ndarray[Any, np.dtype[np.intp]]] | None
+        ) = None
         self.last_stats: Stats | None = None
 
     @property
@@ -171,6 +173,8 @@ class Engine:
         The next request that shares the prefix (same instructions and tools) starts warm.
         """
         llama = self.load()
+        if request.accept is not None:
+            self._special_ids(llama)  # ~0.4 s over the vocabulary, paid here, not mid-turn
         prompt = self._fit_prompt(llama, request)
         stream = llama.generate(prompt, temp=0.0)
         try:
@@ -257,14 +261,20 @@ class Engine:
     def _plain_first_token(
         self, llama: Llama, logits: np.ndarray[Any, np.dtype[np.float32]] | None
     ) -> int:
-        if self._brace_ids is None or self._blocked_ids is None:
-            self._brace_ids, self._blocked_ids = _special_ids(llama)
         if logits is None:  # cannot happen with a first token, but stay safe
             return int(llama.tokenize(b"Sorry", add_bos=False)[0])
+        brace_ids, blocked_ids = self._special_ids(llama)
         masked = logits.copy()
-        masked[self._brace_ids] = -np.inf
-        masked[self._blocked_ids] = -np.inf
+        masked[brace_ids] = -np.inf
+        masked[blocked_ids] = -np.inf
         return int(np.argmax(masked))
+
+    def _special_ids(
+        self, llama: Llama
+    ) -> tuple[np.ndarray[Any, np.dtype[np.intp]], np.ndarray[Any, np.dtype[np.intp]]]:
+        if self._special is None:
+            self._special = _special_ids(llama)
+        return self._special
 
 
 def _token_text(llama: Llama, token: int) -> str:
