@@ -192,3 +192,16 @@ def test_forced_continuation_fills_in_what_every_fitting_call_shares() -> None:
     assert forced_continuation(call_skeleton(WEATHER) + "Ro", [WEATHER]) == ""
     assert forced_continuation("Sure", tools) == ""
     assert forced_continuation("{", []) == ""
+
+
+def test_two_example_calls_show_their_result_being_answered() -> None:
+    messages = render_messages(conversation(), [WEATHER], {})
+    results = [i for i, m in enumerate(messages) if m["content"].startswith(TOOL_RESULT_PREFIX)]
+    assert len(results) == 2
+    for index in results:
+        call = json.loads(messages[index - 1]["content"])
+        place = call["arguments"]["location"]
+        assert messages[index + 1] == {
+            "role": "assistant",
+            "content": f"It is sunny and 24 degrees in {place}.",
+        }
