@@ -59,6 +59,11 @@ class Request:
     force: Callable[[str], str] | None = None
     submitted: float = 0.0  # time.perf_counter() when the caller asked
 
+    @property
+    def checks_calls(self) -> bool:
+        """Whether output opening a JSON object is inspected (and refused if not a call)."""
+        return self.accept is not None or self.plain_only
+
 
 @dataclass(frozen=True, slots=True)
 class Stats:
@@ -173,7 +178,7 @@ class Engine:
         The next request that shares the prefix (same instructions and tools) starts warm.
         """
         llama = self.load()
-        if request.accept is not None:
+        if request.checks_calls:
             self._special_ids(llama)  # ~0.4 s over the vocabulary, paid here, not mid-turn
         prompt = self._fit_prompt(llama, request)
         stream = llama.generate(prompt, temp=0.0)
@@ -191,18 +196,12 @@ class Engine:
         run = _Run(llama, request.sampling, channel)
         run.start(prompt)
         rejected = False
-        if request.plain_only:
-            held = run.skip_blank()
-            if held.lstrip().startswith("{") and not run.cancelled:
-                # Refused before it is written out: restart with the likeliest plain token.
-                rejected = True
-                run.restart(prompt, self._plain_first_token(llama, run.first_logits))
-            else:
-                run.send(held)
-            run.stream_text()
-        elif request.accept is not None:
-            held = run.hold(request.force)
-            call = request.accept(held) if json_object_complete(held) else None
+        if request.checks_calls:
+            # With plain_only a call is refused at its first visible token, not written out.
+            held = run.skip_blank() if request.plain_only else run.hold(request.force)
+            call = None
+            if request.accept is not None and json_object_complete(held):
+                call = request.accept(held)
             if call is not None:
                 channel.put(Call(call))
             elif could_be_tool_call(held) and held.strip() and not run.cancelled:
