@@ -47,7 +47,7 @@ from _common import Summary, bar, header, load_note
 from parley import cascade
 from parley.audio import resample
 from parley.chat import ChatContext
-from parley.events import ToolCalled, TurnMetricsReady
+from parley.events import ToolCalled, Transcript, TurnMetricsReady
 from parley.flow import ConversationFlow
 from parley.frames import AudioFrame, concat_audio
 from parley.llm import LLMChunk
@@ -232,6 +232,7 @@ class Turn:
     rounds: list[Round]
     tools: list[ToolCalled]
     reply: str
+    heard: float | None  # perf_counter time of the early (partial) transcript, if any
     stages: dict[str, float | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -271,10 +272,13 @@ def print_turn(index: int, turn: Turn) -> None:
     cells = " ".join(ms(turn.stages.get(name)) for name in STAGES)
     e2e = turn.metrics.end_to_end
     tokens = "/".join(
-        f"{r.stats.prompt_tokens - r.stats.cached_tokens}" for r in turn.rounds if r.stats
+        f"{s.prompt_tokens - s.cached_tokens}{'r' if s.rejected_tool_call else ''}"
+        for s in (r.stats for r in turn.rounds)
+        if s
     )
+    early = None if turn.heard is None else turn.heard - turn.true_end
     print(
-        f"   {index:>2} {cells} | {ms(turn.total)} {ms(e2e)} | {tokens:>7} | "
+        f"   {index:>2} {cells} | {ms(turn.total)} {ms(e2e)} {ms(early)} | {tokens:>7} | "
         f"{turn.metrics.user_text[:36]!r:38} → {turn.reply[:44]!r}"
     )
 
@@ -359,8 +363,13 @@ async def run(args: argparse.Namespace) -> tuple[list[Turn], Baseline]:
 
     completed: asyncio.Queue[TurnMetrics] = asyncio.Queue()
     tools: list[ToolCalled] = []
+    heard: list[float] = []
     session.events.subscribe(lambda e: completed.put_nowait(e.metrics), TurnMetricsReady)
     session.events.subscribe(tools.append, ToolCalled)
+    session.events.subscribe(
+        lambda e: heard.append(time.perf_counter()) if e.role == "user" and not e.final else None,
+        Transcript,
+    )
     microphone = Microphone(connection)
     microphone.start()
     turns: list[Turn] = []
@@ -368,11 +377,15 @@ async def run(args: argparse.Namespace) -> tuple[list[Turn], Baseline]:
         for clip in clips:
             flow.rounds.clear()
             tools.clear()
+            heard.clear()
             true_end = await microphone.play(clip)
             metrics = await asyncio.wait_for(completed.get(), TURN_TIMEOUT)
             last = session.chat_ctx.last("assistant")
             reply = last.content if last is not None else ""
-            turns.append(Turn(clip, true_end, metrics, list(flow.rounds), list(tools), reply))
+            early = heard[-1] if heard else None
+            turns.append(
+                Turn(clip, true_end, metrics, list(flow.rounds), list(tools), reply, early)
+            )
             await asyncio.sleep(AFTER_REPLY)
             while not completed.empty():  # a question the VAD cut in two: skip the extra turn
                 extra = completed.get_nowait()
@@ -388,12 +401,15 @@ async def run(args: argparse.Namespace) -> tuple[list[Turn], Baseline]:
 
 def report(turns: list[Turn], baseline: Baseline) -> None:
     print(
-        f"   {'#':>2} {' '.join(f'{n:>5}' for n in STAGES)} | {'total':>5} {'eng.':>5} | "
+        f"   {'#':>2} {' '.join(f'{n:>5}' for n in STAGES)} | {'total':>5} {'eng.':>5} "
+        f"{'early':>5} | "
         f"{'new tok':>7} | heard → reply"
     )
     print(
         "   (ms; total: from the true end of speech; eng.: the engine's end_to_end, from the "
-        "VAD decision; new tok: prompt tokens llama.cpp evaluated, per LLM round)"
+        "VAD decision; early: true end of speech → early transcript (the LLM starts then); "
+        "new tok: prompt tokens llama.cpp evaluated, per LLM round, r: the model "
+        "began a call that was refused)"
     )
     for index, turn in enumerate(turns):
         if index == 1:

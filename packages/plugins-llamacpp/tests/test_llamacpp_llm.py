@@ -12,6 +12,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from parley.chat import ChatContext, ToolCall
@@ -175,6 +176,100 @@ async def test_a_repeated_call_after_a_tool_result_is_refused_at_its_first_token
     assert "22 degrees" in answer.text
     # Nothing of the refused call was generated beyond its first token.
     assert answer.usage.output_tokens <= len(answer.text.split()) * 3
+
+
+async def test_an_unfounded_call_is_refused_before_the_model_finishes_it(
+    llm: LlamaCppLLM,
+) -> None:
+    # SmolLM2 opens a weather call here with "Dublin" as the location; nobody said Dublin.
+    result = await collect(llm.chat(ask("How many legs does a spider have?"), [WEATHER_TOOL]))
+    stats = llm.last_stats
+    assert stats is not None and stats.rejected_tool_call
+    assert result.tool_calls == [] and "eight" in result.text.lower()
+    # The call was given up at its first wrong token: "{", "Dub", then the plain answer.
+    assert result.usage.output_tokens <= 2 + len(result.text.split()) * 2
+
+
+class RunCounter:
+    """Counts generations the model's worker starts."""
+
+    def __init__(self, llm: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        run = llm._engine.run
+
+        def counted(*args: Any) -> None:
+            self.count += 1
+            run(*args)
+
+        monkeypatch.setattr(llm._engine, "run", counted)
+
+
+async def test_prepare_starts_the_reply_and_chat_takes_it_over(
+    llm: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = RunCounter(llm, monkeypatch)
+    ctx = ask("What is the capital of France?")
+    await llm.prepare(ctx, [WEATHER_TOOL])
+    taken = await collect(llm.chat(ctx, [WEATHER_TOOL]))
+    assert runs.count == 1, "chat streamed the reply prepare had started"
+    fresh = await collect(llm.chat(ctx, [WEATHER_TOOL]))
+    assert runs.count == 2
+    assert taken.text == fresh.text and "Paris" in taken.text
+
+
+async def test_a_speculated_tool_call_is_only_handed_over(
+    llm: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = RunCounter(llm, monkeypatch)
+    ctx = ask("Is it raining in Madrid?")
+    await llm.prepare(ctx, [WEATHER_TOOL])
+    result = await collect(llm.chat(ctx, [WEATHER_TOOL]))
+    assert runs.count == 1
+    assert [json.loads(call.arguments) for call in result.tool_calls] == [{"location": "Madrid"}]
+
+
+async def test_a_different_request_discards_the_speculation(
+    llm: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = RunCounter(llm, monkeypatch)
+    await llm.prepare(ask("What is the capital of France?"), [WEATHER_TOOL])
+    # Same words, other settings; then other words.
+    shorter = await collect(
+        llm.chat(ask("What is the capital of France?"), [WEATHER_TOOL], max_tokens=2)
+    )
+    assert runs.count == 2 and shorter.usage.output_tokens <= 2
+    await llm.prepare(ask("What is the capital of France?"), [WEATHER_TOOL])
+    other = await collect(llm.chat(ask("What is the capital of Italy?"), [WEATHER_TOOL]))
+    assert runs.count == 4 and "Rome" in other.text
+
+
+async def test_a_speculation_waiting_to_be_taken_holds_nothing_up(
+    llm: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A long reply: the speculation stops after a few sentences and waits on the worker.
+    story = ask("Write a long story about a dragon who learns to bake bread.")
+    await llm.prepare(story)
+    async with asyncio.timeout(60):  # a hang guard, not a timing assertion
+        await llm.prefill(ask("Hi"))  # queued behind it: it must give way
+        result = await collect(llm.chat(ask("What is the capital of Italy?")))
+    assert "Rome" in result.text
+
+
+async def test_prepare_without_a_user_turn_only_prefills(
+    llm: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = RunCounter(llm, monkeypatch)
+    ctx = ChatContext()
+    ctx.add("system", INSTRUCTIONS)
+    await llm.prepare(ctx, [WEATHER_TOOL])
+    assert runs.count == 0
+
+
+async def test_close_with_a_waiting_speculation() -> None:
+    llm = LlamaCppLLM(max_tokens=200)
+    await llm.prepare(ask("Write a long story about a dragon who learns to bake bread."))
+    async with asyncio.timeout(60):  # a hang guard: close must not wait for a reader
+        await llm.aclose()
 
 
 async def test_next_turn_reuses_the_cached_prompt_prefix(llm: LlamaCppLLM) -> None:

@@ -15,6 +15,7 @@ from parley_llamacpp.protocol import (
     examples_for,
     forced_continuation,
     json_object_complete,
+    may_be_grounded,
     parse_tool_call,
     render_messages,
 )
@@ -71,6 +72,8 @@ def test_string_arguments_must_come_from_what_the_user_said() -> None:
     assert parse_tool_call(invented, [WEATHER], "What time is it?") is None
     said = '{"tool": "get_weather", "arguments": {"location": "new york"}}'
     assert parse_tool_call(said, [WEATHER], "Weather in New York, please!") is not None
+    part_of_a_word = '{"tool": "get_weather", "arguments": {"location": "Rome"}}'
+    assert parse_tool_call(part_of_a_word, [WEATHER], "Who wrote Romeo and Juliet?") is None
 
 
 def test_output_is_held_only_while_it_can_still_be_json() -> None:
@@ -192,6 +195,23 @@ def test_forced_continuation_fills_in_what_every_fitting_call_shares() -> None:
     assert forced_continuation(call_skeleton(WEATHER) + "Ro", [WEATHER]) == ""
     assert forced_continuation("Sure", tools) == ""
     assert forced_continuation("{", []) == ""
+
+
+def test_a_call_is_given_up_once_its_argument_leaves_the_users_words() -> None:
+    said = "Who wrote Romeo and Juliet?"
+    begun = call_skeleton(WEATHER)
+    assert may_be_grounded(begun, [WEATHER], said)
+    assert may_be_grounded(begun + "Rome", [WEATHER], said)  # could still become "Romeo"
+    assert may_be_grounded(begun + 'Romeo"}}', [WEATHER], said)
+    assert not may_be_grounded(begun + 'Rome"', [WEATHER], said)  # a word of its own
+    assert not may_be_grounded(begun + "Dub", [WEATHER], said)
+    assert not may_be_grounded(begun + "meo", [WEATHER], said)  # words start where they do
+    assert may_be_grounded(begun + "New Yo", [WEATHER], "Weather in New York?")
+    # Before the argument, with several arguments, or an enum: nothing to judge by yet.
+    assert may_be_grounded('{"tool": "get_', [WEATHER], said)
+    assert may_be_grounded(call_skeleton(CURRENCY) + '"currency": "Dub', [CURRENCY], said)
+    mode = ToolSpec("set_mode", "", {"properties": {"mode": {"type": "string", "enum": ["eco"]}}})
+    assert may_be_grounded(call_skeleton(mode) + "ec", [mode], said)
 
 
 def test_two_example_calls_show_their_result_being_answered() -> None:

@@ -93,7 +93,10 @@ class LLM(ABC):
         """The next call will likely be on ``ctx``: prime caches (e.g. a local model's prompt
         prefix) so that call is fast (optional). The engine calls it in the background when a
         session starts and again as the user's words arrive, before the turn is committed; a
-        slow prepare never delays the session."""
+        slow prepare never delays the session. An implementation may go as far as starting the
+        reply to a ``ctx`` that ends with the user's words (preemptive generation), as long as
+        `chat` then gives exactly what it would have given without it, and nothing is kept
+        running or executed when a different call comes instead."""
 
     async def aclose(self) -> None:
         """Release connections and models."""

@@ -1,8 +1,9 @@
 """A bounded hand-off from a worker thread to the event loop.
 
-The worker blocks when the consumer falls behind (back-pressure) but never forever: it gives up
-as soon as the consumer closes the channel or the loop goes away, so a generation whose reader
-stopped listening ends within one token.
+The worker blocks when the consumer falls behind (back-pressure) or, for a speculative
+generation nobody reads yet, once ``maxsize`` items wait; never forever: it gives up as soon as
+the consumer closes the channel or the loop goes away, so a generation whose reader stopped
+listening ends within one token.
 """
 
 from __future__ import annotations
@@ -49,3 +50,4 @@ class Channel(Generic[T]):
     def close(self) -> None:
         """Called by the reader when it stops listening; the worker notices promptly."""
         self._closed.set()
+        self._slots.release()  # wakes a worker blocked in put() now, not at its next poll

@@ -57,6 +57,8 @@ class Request:
     plain_only: bool = False
     # Given the held output, the text a valid call must continue with ("" if not fixed).
     force: Callable[[str], str] | None = None
+    # Given the held output, whether ``accept`` may still take it (else refused at once).
+    viable: Callable[[str], bool] | None = None
     submitted: float = 0.0  # time.perf_counter() when the caller asked
 
     @property
@@ -198,7 +200,9 @@ class Engine:
         rejected = False
         if request.checks_calls:
             # With plain_only a call is refused at its first visible token, not written out.
-            held = run.skip_blank() if request.plain_only else run.hold(request.force)
+            held = (
+                run.skip_blank() if request.plain_only else run.hold(request.force, request.viable)
+            )
             call = None
             if request.accept is not None and json_object_complete(held):
                 call = request.accept(held)
@@ -382,13 +386,22 @@ class _Run:
             held += piece
         return held
 
-    def hold(self, force: Callable[[str], str] | None = None) -> str:
+    def hold(
+        self,
+        force: Callable[[str], str] | None = None,
+        viable: Callable[[str], bool] | None = None,
+    ) -> str:
         """Read while the output may still be a JSON tool call; return what was held.
 
         ``force`` names the text a call must continue with; it is skipped over, not generated.
+        Reading stops early once ``viable`` says the call would be refused anyway.
         """
         held = ""
-        while could_be_tool_call(held) and not json_object_complete(held):
+        while (
+            could_be_tool_call(held)
+            and not json_object_complete(held)
+            and (viable is None or viable(held))
+        ):
             forced = force(held) if force is not None and held.strip() else ""
             if forced and self.force(forced):
                 held += forced

@@ -6,9 +6,9 @@ import asyncio
 import dataclasses
 import functools
 import time
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from parley.chat import ChatContext, ToolCall
 from parley.llm import LLM, LLMCapabilities, LLMChunk
@@ -33,15 +33,39 @@ from parley_llamacpp.protocol import (
     ToolSpec,
     forced_continuation,
     last_user_text,
+    may_be_grounded,
     parse_tool_call,
     render_messages,
 )
 
 __all__ = ["LlamaCppLLM", "ModelLoadError"]
 
+T = TypeVar("T")
+
 _SAMPLING_OPTIONS = frozenset(
     {"temperature", "max_tokens", "seed", "top_k", "top_p", "min_p", "repeat_penalty"}
 )
+# How far a speculative reply runs before it waits to be taken: a tool call, or the first
+# sentence or two of an answer (one event per token).
+_SPECULATIVE_EVENTS = 32
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Key:
+    """What makes two requests produce the same output (at the same sampling settings)."""
+
+    messages: tuple[tuple[tuple[str, str], ...], ...]
+    specs: tuple[ToolSpec, ...]
+    sampling: Sampling
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Speculation:
+    """A reply generated ahead of the request for it; `chat` takes it over if the key matches."""
+
+    key: _Key
+    channel: Channel[Event]
+    job: asyncio.Future[None]
 
 
 class LlamaCppLLM(LLM):
@@ -53,6 +77,13 @@ class LlamaCppLLM(LLM):
     runs every generation one at a time. ``n_threads=1`` keeps generation steady while STT,
     TTS and WebRTC share a small machine. ``tool_examples`` maps a tool name to example
     ``(question, arguments)`` pairs for the few-shot prompt (see `parley_llamacpp.protocol`).
+
+    `prepare` on a context that ends with the user's words starts the reply right away
+    (preemptive generation): the engine calls it with the transcript while it waits out the
+    end of the turn, and if the turn is committed with that same context, `chat` streams the
+    reply already under way. It runs ahead by at most a tool call or the first sentences, then
+    waits; a different context discards it within one token. Nothing is executed by it: tool
+    calls only run once `chat` hands them over.
     """
 
     capabilities = LLMCapabilities(streaming=True, tools=True, vision=False)
@@ -95,6 +126,7 @@ class LlamaCppLLM(LLM):
             n_threads_batch=n_threads_batch,
             verbose=verbose,
         )
+        self._speculation: _Speculation | None = None
 
     @property
     def last_stats(self) -> Stats | None:
@@ -102,8 +134,7 @@ class LlamaCppLLM(LLM):
         return self._engine.last_stats
 
     async def warm_up(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._engine.executor, self._engine.load)
+        await self._submit(self._engine.load)
 
     async def prefill(self, ctx: ChatContext, tools: Sequence[FunctionTool] = ()) -> int:
         """Load the model and evaluate ``ctx``'s prompt ahead of the first turn.
@@ -112,23 +143,49 @@ class LlamaCppLLM(LLM):
         hundred tokens, seconds of work on one thread; after this the first turn only
         evaluates its new tokens. Returns the number of prompt tokens now cached.
         """
-        request = self._request(ctx, tools, {})
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._engine.executor, self._engine.prefill, request)
+        request, _ = self._request(ctx, tools, {})
+        return await self._submit(self._engine.prefill, request)
 
     async def prepare(self, ctx: ChatContext, tools: Sequence[FunctionTool] = ()) -> None:
-        await self.prefill(ctx, tools)
+        """Prefill ``ctx``; if it ends with a user message, also start the reply to it."""
+        last = ctx.last()
+        if last is None or last.role != "user":
+            await self.prefill(ctx, tools)
+            return
+        request, key = self._request(ctx, tools, {})
+        channel: Channel[Event] = Channel(asyncio.get_running_loop(), _SPECULATIVE_EVENTS)
+        job = self._submit(self._engine.run, request, channel)
+        self._speculation = _Speculation(key, channel, job)
 
     async def aclose(self) -> None:
+        speculation = self._drop_speculation()
+        if speculation is not None:
+            await speculation.job
         await asyncio.get_running_loop().run_in_executor(None, self._engine.close)
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue work for the model's thread, first discarding a speculative reply (it may be
+        waiting there to be taken, and would hold up everything behind it)."""
+        self._drop_speculation()
+        return asyncio.get_running_loop().run_in_executor(self._engine.executor, fn, *args)
+
+    def _drop_speculation(self) -> _Speculation | None:
+        speculation, self._speculation = self._speculation, None
+        if speculation is not None:
+            speculation.channel.close()
+        return speculation
 
     async def chat(
         self, ctx: ChatContext, tools: Sequence[FunctionTool] = (), **options: Any
     ) -> AsyncGenerator[LLMChunk, None]:
-        request = self._request(ctx, tools, options)
-        loop = asyncio.get_running_loop()
-        channel: Channel[Event] = Channel(loop)
-        job = loop.run_in_executor(self._engine.executor, self._engine.run, request, channel)
+        request, key = self._request(ctx, tools, options)
+        speculation = self._speculation
+        if speculation is not None and speculation.key == key:
+            self._speculation = None
+            channel, job = speculation.channel, speculation.job
+        else:
+            channel = Channel(asyncio.get_running_loop())
+            job = self._submit(self._engine.run, request, channel)
         try:
             while True:
                 event = await channel.get()
@@ -150,7 +207,7 @@ class LlamaCppLLM(LLM):
 
     def _request(
         self, ctx: ChatContext, tools: Sequence[FunctionTool], options: Mapping[str, Any]
-    ) -> Request:
+    ) -> tuple[Request, _Key]:
         options = dict(options)
         tool_choice = options.pop("tool_choice", "auto")
         unknown = set(options) - _SAMPLING_OPTIONS
@@ -170,7 +227,7 @@ class LlamaCppLLM(LLM):
         render = functools.partial(
             render_messages, snapshot, specs, examples, history_turns=self.history_turns
         )
-        accept = force = None
+        accept = force = viable = None
         last = snapshot.last()
         # Small models tend to repeat the call; after a tool result, they must answer.
         plain_only = bool(specs) and last is not None and last.role == "tool"
@@ -178,14 +235,18 @@ class LlamaCppLLM(LLM):
             said = last_user_text(snapshot)
             accept = functools.partial(_accept, specs=specs, user_text=said)
             force = functools.partial(forced_continuation, tools=specs)
-        return Request(
+            viable = functools.partial(may_be_grounded, tools=specs, user_text=said)
+        request = Request(
             render=lambda skip: render(skip=skip),
             sampling=sampling,
             accept=accept,
             force=force,
+            viable=viable,
             plain_only=plain_only,
             submitted=time.perf_counter(),
         )
+        messages = tuple(tuple(message.items()) for message in render(skip=0))
+        return request, _Key(messages, tuple(specs), sampling)
 
 
 def _accept(text: str, *, specs: Sequence[ToolSpec], user_text: str) -> ToolCall | None:

@@ -239,6 +239,24 @@ def forced_continuation(held: str, tools: Sequence[ToolSpec]) -> str:
     return first[len(text) : shared]
 
 
+def may_be_grounded(held: str, tools: Sequence[ToolSpec], user_text: str) -> bool:
+    """False as soon as the free-text argument being written in ``held`` (a call begun with
+    a tool's `call_skeleton`) can no longer come from the user's words, as `parse_tool_call`
+    requires: the call is refused there rather than after the model has finished it."""
+    text = held.lstrip()
+    said = _normalize(user_text)
+    for tool in tools:
+        skeleton = call_skeleton(tool)
+        if not skeleton.endswith('"') or not text.startswith(skeleton):
+            continue
+        [schema] = tool.properties.values()
+        if isinstance(schema, Mapping) and "enum" in schema:
+            return True
+        value, *closed = text[len(skeleton) :].split('"', 1)  # what is written of it so far
+        return _words_within(value, said, whole=bool(closed))
+    return True
+
+
 def could_be_tool_call(text: str) -> bool:
     """True while the output so far may still turn out to be a JSON tool call."""
     stripped = text.lstrip()
@@ -262,9 +280,17 @@ def _grounded(arguments: Mapping[str, Any], tool: ToolSpec, user_text: str) -> b
         schema = tool.properties.get(name, {})
         if not isinstance(value, str) or (isinstance(schema, Mapping) and "enum" in schema):
             continue
-        if _normalize(value) not in said:
+        if not _words_within(value, said):
             return False
     return True
+
+
+def _words_within(value: str, said: str, *, whole: bool = True) -> bool:
+    """Whether ``value``'s words occur in ``said`` (normalized) as a run of whole words; with
+    ``whole=False`` the last word may be cut short (a value still being written)."""
+    words = _normalize(value)
+    end = " " if whole else ""
+    return not words or f" {words}{end}" in f" {said} "
 
 
 def _normalize(text: str) -> str:
