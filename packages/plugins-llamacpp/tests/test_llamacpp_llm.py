@@ -272,6 +272,25 @@ async def test_close_with_a_waiting_speculation() -> None:
         await llm.aclose()
 
 
+async def test_the_prompt_up_to_the_tool_result_is_evaluated_while_the_tool_runs(
+    llm: LlamaCppLLM,
+) -> None:
+    ctx = ask("What is the weather in Chicago?")
+    [call] = (await collect(llm.chat(ctx, [WEATHER_TOOL]))).tool_calls
+    result = "Rainy and 12 degrees in Chicago."
+    ctx.add("assistant", "", tool_calls=[call])
+    ctx.add("tool", result, tool_call_id=call.id, name=call.name)
+    answer = await collect(llm.chat(ctx, [WEATHER_TOOL]))
+    assert "12" in answer.text
+    engine = llm._engine
+    llama = await asyncio.get_running_loop().run_in_executor(engine.executor, engine.load)
+    result_tokens = len(llama.tokenize(result.encode(), add_bos=False))
+    # Left for the answer round: the result, then the template's end of turn and the
+    # assistant's header (a few tokens); not the call and the result's label (~30 in all).
+    evaluated = answer.usage.input_tokens - answer.usage.cached_tokens
+    assert evaluated <= result_tokens + 8
+
+
 async def test_next_turn_reuses_the_cached_prompt_prefix(llm: LlamaCppLLM) -> None:
     ctx = ask("Who painted the Mona Lisa?")
     first = await collect(llm.chat(ctx, [WEATHER_TOOL]))

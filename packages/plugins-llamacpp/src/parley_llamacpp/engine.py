@@ -12,6 +12,7 @@ evaluates the new tokens, which is what makes the long few-shot block affordable
 from __future__ import annotations
 
 import codecs
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,9 @@ from parley_llamacpp.channel import Channel
 from parley_llamacpp.protocol import could_be_tool_call, json_object_complete
 
 Messages = list[dict[str, str]]
+RESULT_MARK = "\ue000"  # stands for a tool result not known yet (a private-use character)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,9 @@ class Request:
     force: Callable[[str], str] | None = None
     # Given the held output, whether ``accept`` may still take it (else refused at once).
     viable: Callable[[str], bool] | None = None
+    # Given the call, the next request's messages with RESULT_MARK for the tool's result: the
+    # prompt up to the result is evaluated while the tool runs.
+    after_call: Callable[[ToolCall], Messages] | None = None
     submitted: float = 0.0  # time.perf_counter() when the caller asked
 
     @property
@@ -198,12 +205,12 @@ class Engine:
         run = _Run(llama, request.sampling, channel)
         run.start(prompt)
         rejected = False
+        call = None
         if request.checks_calls:
             # With plain_only a call is refused at its first visible token, not written out.
             held = (
                 run.skip_blank() if request.plain_only else run.hold(request.force, request.viable)
             )
-            call = None
             if request.accept is not None and json_object_complete(held):
                 call = request.accept(held)
             if call is not None:
@@ -236,6 +243,8 @@ class Engine:
                 input_tokens=len(prompt), output_tokens=run.generated, cached_tokens=cached
             )
             channel.put(Done(usage, stats))
+            if call is not None and request.after_call is not None:
+                self._evaluate_ahead(llama, request.after_call(call), request.sampling)
 
     def _fit_prompt(self, llama: Llama, request: Request) -> list[int]:
         """Tokenize, dropping the oldest turns until prompt + max_tokens fits the context."""
@@ -254,12 +263,31 @@ class Engine:
                 )
             skip += 1
 
-    def _tokenize(self, llama: Llama, messages: Messages) -> list[int]:
+    def _tokenize(self, llama: Llama, messages: Messages, *, upto: str | None = None) -> list[int]:
+        """The prompt's tokens; with ``upto``, of its text before ``upto`` (which must occur)."""
         assert self._formatter is not None
         formatted = self._formatter(messages=messages)  # type: ignore[arg-type]
+        text = formatted.prompt
+        if upto is not None:
+            text = text[: text.index(upto)].rstrip(" ")
         return llama.tokenize(
-            formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
+            text.encode("utf-8"), add_bos=not formatted.added_special, special=True
         )
+
+    def _evaluate_ahead(self, llama: Llama, messages: Messages, sampling: Sampling) -> None:
+        """Evaluate the next prompt up to the tool result into the KV cache (its call, the
+        template's turn markers and the result's label), while the caller runs the tool."""
+        try:
+            tokens = self._tokenize(llama, messages, upto=RESULT_MARK)
+            if len(tokens) + sampling.max_tokens > llama.n_ctx():
+                return  # the next request will drop old turns: its prompt starts elsewhere
+            cached = Llama.longest_token_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
+            if cached < len(tokens):
+                llama.n_tokens = cached
+                llama.eval(tokens[cached:])
+        except Exception:  # only a head start is lost: the next request evaluates it all
+            logger.warning("evaluating the prompt ahead of a tool result failed", exc_info=True)
+            llama.n_tokens = 0
 
     def _plain_first_token(
         self, llama: Llama, logits: np.ndarray[Any, np.dtype[np.float32]] | None

@@ -17,6 +17,7 @@ from parley.tools import FunctionTool
 from parley_llamacpp.channel import Channel
 from parley_llamacpp.default_model import resolve_model_path
 from parley_llamacpp.engine import (
+    RESULT_MARK,
     Call,
     Done,
     Engine,
@@ -224,10 +225,10 @@ class LlamaCppLLM(LLM):
         specs = [] if tool_choice == "none" else [ToolSpec.of(tool) for tool in tools]
         examples = dict(self.tool_examples)
         snapshot = ctx.copy()  # rendered on the worker thread; the caller may mutate ctx
-        render = functools.partial(
-            render_messages, snapshot, specs, examples, history_turns=self.history_turns
+        draw = functools.partial(
+            render_messages, tools=specs, tool_examples=examples, history_turns=self.history_turns
         )
-        accept = force = viable = None
+        accept = force = viable = after_call = None
         last = snapshot.last()
         # Small models tend to repeat the call; after a tool result, they must answer.
         plain_only = bool(specs) and last is not None and last.role == "tool"
@@ -236,17 +237,30 @@ class LlamaCppLLM(LLM):
             accept = functools.partial(_accept, specs=specs, user_text=said)
             force = functools.partial(forced_continuation, tools=specs)
             viable = functools.partial(may_be_grounded, tools=specs, user_text=said)
+            after_call = functools.partial(_answer_messages, snapshot, render=draw)
         request = Request(
-            render=lambda skip: render(skip=skip),
+            render=lambda skip: draw(snapshot, skip=skip),
             sampling=sampling,
             accept=accept,
             force=force,
             viable=viable,
+            after_call=after_call,
             plain_only=plain_only,
             submitted=time.perf_counter(),
         )
-        messages = tuple(tuple(message.items()) for message in render(skip=0))
+        messages = tuple(tuple(message.items()) for message in draw(snapshot))
         return request, _Key(messages, tuple(specs), sampling)
+
+
+def _answer_messages(
+    ctx: ChatContext, call: ToolCall, *, render: Callable[[ChatContext], list[dict[str, str]]]
+) -> list[dict[str, str]]:
+    """The messages of the round after ``call``, as the engine will send them, with the
+    tool's result left as `RESULT_MARK`."""
+    answered = ctx.copy()
+    answered.add("assistant", "", tool_calls=[call])
+    answered.add("tool", RESULT_MARK, tool_call_id=call.id, name=call.name)
+    return render(answered)
 
 
 def _accept(text: str, *, specs: Sequence[ToolSpec], user_text: str) -> ToolCall | None:
