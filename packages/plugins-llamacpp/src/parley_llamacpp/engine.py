@@ -285,9 +285,8 @@ class Engine:
             if cached < len(tokens):
                 llama.n_tokens = cached
                 llama.eval(tokens[cached:])
-        except Exception:  # only a head start is lost: the next request evaluates it all
+        except Exception:  # only a head start is lost: the next request evaluates the rest
             logger.warning("evaluating the prompt ahead of a tool result failed", exc_info=True)
-            llama.n_tokens = 0
 
     def _plain_first_token(
         self, llama: Llama, logits: np.ndarray[Any, np.dtype[np.float32]] | None
