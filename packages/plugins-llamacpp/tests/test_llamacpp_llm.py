@@ -243,9 +243,7 @@ async def test_a_different_request_discards_the_speculation(
     assert runs.count == 4 and "Rome" in other.text
 
 
-async def test_a_speculation_waiting_to_be_taken_holds_nothing_up(
-    llm: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_speculation_waiting_to_be_taken_holds_nothing_up(llm: LlamaCppLLM) -> None:
     # A long reply: the speculation stops after a few sentences and waits on the worker.
     story = ask("Write a long story about a dragon who learns to bake bread.")
     await llm.prepare(story)

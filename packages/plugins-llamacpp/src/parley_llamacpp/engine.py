@@ -201,7 +201,7 @@ class Engine:
         llama = self.load()
         submitted = request.submitted or time.perf_counter()
         prompt = self._fit_prompt(llama, request)
-        cached = Llama.longest_token_prefix(llama.input_ids[: llama.n_tokens].tolist(), prompt)
+        cached = _cached_prefix(llama, prompt)
         run = _Run(llama, request.sampling, channel)
         run.start(prompt)
         rejected = False
@@ -281,7 +281,7 @@ class Engine:
             tokens = self._tokenize(llama, messages, upto=RESULT_MARK)
             if len(tokens) + sampling.max_tokens > llama.n_ctx():
                 return  # the next request will drop old turns: its prompt starts elsewhere
-            cached = Llama.longest_token_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
+            cached = _cached_prefix(llama, tokens)
             if cached < len(tokens):
                 llama.n_tokens = cached
                 llama.eval(tokens[cached:])
@@ -305,6 +305,11 @@ class Engine:
         if self._special is None:
             self._special = _special_ids(llama)
         return self._special
+
+
+def _cached_prefix(llama: Llama, tokens: list[int]) -> int:
+    """How many of ``tokens`` the KV cache already holds (from the previous evaluation)."""
+    return int(Llama.longest_token_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens))
 
 
 def _token_text(llama: Llama, token: int) -> str:

@@ -224,10 +224,11 @@ class LlamaCppLLM(LLM):
         sampling = dataclasses.replace(self.sampling, **options)
         specs = [] if tool_choice == "none" else [ToolSpec.of(tool) for tool in tools]
         examples = dict(self.tool_examples)
-        snapshot = ctx.copy()  # rendered on the worker thread; the caller may mutate ctx
+        snapshot = ctx.copy()  # the worker may render it again; the caller may mutate ctx
         draw = functools.partial(
             render_messages, tools=specs, tool_examples=examples, history_turns=self.history_turns
         )
+        rendered = draw(snapshot)
         accept = force = viable = after_call = None
         last = snapshot.last()
         # Small models tend to repeat the call; after a tool result, they must answer.
@@ -239,7 +240,8 @@ class LlamaCppLLM(LLM):
             viable = functools.partial(may_be_grounded, tools=specs, user_text=said)
             after_call = functools.partial(_answer_messages, snapshot, render=draw)
         request = Request(
-            render=lambda skip: draw(snapshot, skip=skip),
+            # Rendered once here (it is also the speculation key); again only to drop turns.
+            render=lambda skip: rendered if skip == 0 else draw(snapshot, skip=skip),
             sampling=sampling,
             accept=accept,
             force=force,
@@ -248,7 +250,7 @@ class LlamaCppLLM(LLM):
             plain_only=plain_only,
             submitted=time.perf_counter(),
         )
-        messages = tuple(tuple(message.items()) for message in draw(snapshot))
+        messages = tuple(tuple(message.items()) for message in rendered)
         return request, _Key(messages, tuple(specs), sampling)
 
 

@@ -250,7 +250,7 @@ def may_be_grounded(held: str, tools: Sequence[ToolSpec], user_text: str) -> boo
         if not skeleton.endswith('"') or not text.startswith(skeleton):
             continue
         [schema] = tool.properties.values()
-        if isinstance(schema, Mapping) and "enum" in schema:
+        if _is_enum(schema):
             return True
         value, *closed = text[len(skeleton) :].split('"', 1)  # what is written of it so far
         return _words_within(value, said, whole=bool(closed))
@@ -278,11 +278,16 @@ def _grounded(arguments: Mapping[str, Any], tool: ToolSpec, user_text: str) -> b
     said = _normalize(user_text)
     for name, value in arguments.items():
         schema = tool.properties.get(name, {})
-        if not isinstance(value, str) or (isinstance(schema, Mapping) and "enum" in schema):
+        if not isinstance(value, str) or _is_enum(schema):
             continue
         if not _words_within(value, said):
             return False
     return True
+
+
+def _is_enum(schema: Any) -> bool:
+    """Enum values are exempt from grounding: the user need not say them word for word."""
+    return isinstance(schema, Mapping) and "enum" in schema
 
 
 def _words_within(value: str, said: str, *, whole: bool = True) -> bool:
