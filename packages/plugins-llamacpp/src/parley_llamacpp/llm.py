@@ -183,10 +183,10 @@ class LlamaCppLLM(LLM):
         speculation = self._speculation
         if speculation is not None and speculation.key == key:
             self._speculation = None
-            channel, job = speculation.channel, speculation.job
+            channel = speculation.channel
         else:
             channel = Channel(asyncio.get_running_loop())
-            job = self._submit(self._engine.run, request, channel)
+            self._submit(self._engine.run, request, channel)
         try:
             while True:
                 event = await channel.get()
@@ -200,7 +200,8 @@ class LlamaCppLLM(LLM):
                 else:
                     assert isinstance(event, Failed)
                     raise event.error
-            await job
+            # Not waiting for the worker past Done: after a tool call it goes on to evaluate
+            # the next round's prompt, which should overlap the tool, not precede it.
         finally:
             # The reader stopped (done, error, or the consumer went away): the worker ends
             # its generation at the next token. The next request queues behind it.
