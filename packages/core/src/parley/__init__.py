@@ -44,6 +44,9 @@ _EXPORTS: dict[str, str] = {
     "function_tool": "parley.tools",
     "FunctionTool": "parley.tools",
     "ToolError": "parley.tools",
+    # provider failures
+    "ProviderError": "parley.errors",
+    "ProviderDisconnected": "parley.errors",
     # contracts
     "STT": "parley.stt",
     "BatchSTT": "parley.stt",
@@ -113,6 +116,8 @@ if TYPE_CHECKING:
     from parley.edge import Connection as Connection
     from parley.edge import Edge as Edge
     from parley.edge import User as User
+    from parley.errors import ProviderDisconnected as ProviderDisconnected
+    from parley.errors import ProviderError as ProviderError
     from parley.events import SessionState as SessionState
     from parley.flow import ConversationFlow as ConversationFlow
     from parley.frames import AudioFrame as AudioFrame

@@ -7,7 +7,8 @@
   clock so nodes with skewed clocks agree); Lua scripts make add/refresh/list atomic.
 - Any connection failure surfaces as `StoreUnavailable`; the client retries once on a fresh
   connection first, which hides a server restart from the next command.
-- Subscriptions reconnect and resubscribe by themselves after an outage.
+- Subscriptions reconnect and resubscribe by themselves after an outage, and log a warning on
+  ``parley.redis`` each time one was lost (messages published meanwhile are missed).
 
 Requires Redis >= 5 (scripts that call ``TIME`` before writing).
 """
@@ -17,7 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Sequence,
+)
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -25,10 +33,10 @@ from urllib.parse import urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from parley.store import SessionStore, StoreUnavailable
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 logger = logging.getLogger("parley.redis")
 
@@ -221,7 +229,13 @@ class RedisStore(SessionStore):
 
 
 class _Subscription:
-    """One channel subscription on its own connection, re-made after connection loss."""
+    """One channel subscription on its own connection, re-made after connection loss.
+
+    Older redis-py raise from ``get_message`` when the connection drops, and the subscription
+    is made again here; newer ones reconnect and resubscribe inside ``get_message``, which
+    `_WatchedPubSub` reports. Either way a loss is logged once as a warning: messages
+    published while it lasted are missed.
+    """
 
     def __init__(self, client: aioredis.Redis, channel: str, where: str) -> None:
         self._client = client
@@ -231,7 +245,7 @@ class _Subscription:
         self._closed = False
 
     async def connect(self) -> None:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        pubsub = _WatchedPubSub(self._client.connection_pool, self._resubscribed_by_client)
         try:
             await pubsub.subscribe(self._channel)
         except BaseException:
@@ -262,6 +276,14 @@ class _Subscription:
             if message is not None and message.get("type") == "message":
                 yield cast(bytes, message["data"])
 
+    def _resubscribed_by_client(self) -> None:
+        logger.warning(
+            "the subscription to %s at %s lost its connection and redis-py resubscribed; "
+            "messages sent meanwhile are missed",
+            self._channel,
+            self._where,
+        )
+
     async def _reconnect(self) -> None:
         delay = 0.05
         while not self._closed:
@@ -281,9 +303,25 @@ class _Subscription:
             await _quietly_close(pubsub)
 
 
+class _WatchedPubSub(PubSub):
+    """A `PubSub` that calls ``on_resubscribed`` when redis-py re-made its connection and
+    subscribed again by itself (``on_connect`` runs on every reconnection; it finds channels
+    to restore only after the first subscription)."""
+
+    def __init__(self, pool: aioredis.ConnectionPool, on_resubscribed: Callable[[], None]):
+        super().__init__(pool, ignore_subscribe_messages=True)
+        self._on_resubscribed = on_resubscribed
+
+    async def on_connect(self, connection: Any) -> None:
+        restoring = bool(self.channels)
+        await super().on_connect(connection)
+        if restoring:
+            self._on_resubscribed()
+
+
 async def _quietly_close(pubsub: PubSub) -> None:
     with suppress(*_UNREACHABLE):  # the connection is already gone; nothing to release
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
 
 
 def escape_glob(text: str) -> str:
