@@ -14,6 +14,7 @@ import httpx2
 import pytest
 import respx
 from parley.chat import ChatContext, ToolCall
+from parley.errors import ProviderDisconnected, ProviderError
 from parley.llm import LLMChunk, Usage, collect
 from parley.tools import FunctionTool
 from parley_anthropic.llm import AnthropicLLM
@@ -213,16 +214,85 @@ async def test_an_error_event_mid_stream_raises(httpx2_mock: respx.Router) -> No
     assert seen == ["Hi"]
 
 
-async def test_a_mid_stream_disconnect_raises(httpx2_mock: respx.Router) -> None:
+def peer_closed() -> httpcore2.RemoteProtocolError:
+    return httpcore2.RemoteProtocolError("peer closed connection without complete body")
+
+
+def read_body_unwrapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the installed SDK read a stream's body as SDKs before 2.17 do, letting httpx2's
+    errors through (2.17 added the wrapper that turns them into ``APIConnectionError``)."""
+
+    def unwrapped(response: httpx2.Response, client: object) -> AsyncIterator[bytes]:
+        return response.aiter_bytes()
+
+    streaming = anthropic._streaming
+    monkeypatch.setattr(streaming, "async_iter_response_bytes", unwrapped, raising=False)
+
+
+@pytest.mark.parametrize("surface", ["installed", "unwrapped", "wrapped"])
+async def test_a_mid_stream_disconnect_raises_provider_disconnected(
+    httpx2_mock: respx.Router, monkeypatch: pytest.MonkeyPatch, surface: str
+) -> None:
+    """However the SDK surfaces it, a connection lost mid-reply is `ProviderDisconnected`.
+
+    ``installed``: the transport fails and the installed SDK reports it its own way;
+    ``unwrapped``: as SDKs before 2.17 do (httpx2's error itself); ``wrapped``: as 2.17 and
+    later do (``APIConnectionError``, httpx2's error chained), whatever is installed.
+    """
+    failure: Exception = peer_closed()
+    if surface == "unwrapped":
+        read_body_unwrapped(monkeypatch)
+    elif surface == "wrapped":
+        request = httpx2.Request("POST", URL)
+        failure = anthropic.APIConnectionError(message="Connection error.", request=request)
+        failure.__cause__ = httpx2.RemoteProtocolError(str(peer_closed()))
+
     async def body() -> AsyncIterator[bytes]:
         yield message_start() + text_block(0, "Hi")
-        raise httpcore2.RemoteProtocolError("peer closed connection without complete body")
+        raise failure
 
     httpx2_mock.post(URL).mock(return_value=stream_response(body()))
     seen: list[str] = []
-    with pytest.raises(httpx2.RemoteProtocolError, match="peer closed"):
+    with pytest.raises(ProviderDisconnected, match="connection broke mid-stream") as info:
+        await drain(make_llm().chat(ChatContext([])), seen)
+    assert seen == ["Hi"]  # what was streamed before the break stands
+    error = info.value
+    assert isinstance(error, ProviderError) and isinstance(error, ConnectionError)
+    assert error.retryable and error.provider == "Anthropic (claude-test)"
+    assert "peer closed connection" in str(error)
+    cause = error.__cause__
+    wraps = surface == "wrapped" or (
+        surface == "installed" and hasattr(anthropic._streaming, "async_iter_response_bytes")
+    )
+    if wraps:
+        assert isinstance(cause, anthropic.APIConnectionError)
+        assert isinstance(cause.__cause__, httpx2.RemoteProtocolError)
+    else:
+        assert isinstance(cause, httpx2.RemoteProtocolError)
+
+
+@pytest.mark.parametrize("surface", ["installed", "unwrapped"])
+async def test_a_read_timeout_mid_stream_is_a_stall(
+    httpx2_mock: respx.Router, monkeypatch: pytest.MonkeyPatch, surface: str
+) -> None:
+    """The SDK's own read timeout (``APITimeoutError`` from 2.17, httpx2's before) is a
+    `TimeoutError`, as our idle timeout is, not a disconnect."""
+    if surface == "unwrapped":
+        read_body_unwrapped(monkeypatch)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield message_start() + text_block(0, "Hi")
+        raise httpcore2.ReadTimeout("timed out")
+
+    httpx2_mock.post(URL).mock(return_value=stream_response(body()))
+    seen: list[str] = []
+    with pytest.raises(
+        TimeoutError, match=r"Anthropic \(claude-test\): the stream stalled"
+    ) as info:
         await drain(make_llm().chat(ChatContext([])), seen)
     assert seen == ["Hi"]
+    assert not isinstance(info.value, ProviderDisconnected)
+    assert isinstance(info.value.__cause__, anthropic.APITimeoutError | httpx2.TimeoutException)
 
 
 async def test_a_stalled_stream_times_out(httpx2_mock: respx.Router) -> None:

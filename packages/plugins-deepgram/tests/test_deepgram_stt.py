@@ -7,12 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from parley.errors import ProviderDisconnected, ProviderError
 from parley.plugins import resolve
 from parley.stt import STTEvent
 from parley.testing import silence_frames, tone_frames
 from parley_deepgram import DeepgramError
-from parley_deepgram.stt import DeepgramSTT, DeepgramSTTStream
+from parley_deepgram.stt import DeepgramSTT, DeepgramSTTStream, _closed_error
 from parley_deepgram.testing import FakeDeepgram
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
+from websockets.frames import Close
 
 KEY = "test-deepgram-key"
 
@@ -38,6 +41,13 @@ async def read_until(
             if done(event):
                 break
     return seen
+
+
+async def read_into(stream: DeepgramSTTStream, seen: list[STTEvent]) -> None:
+    """Every event to the stream's end (or its error), kept in ``seen``."""
+    async with asyncio.timeout(5.0):
+        async for event in stream:
+            seen.append(event)
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -119,6 +129,41 @@ async def test_reconnect_replays_audio_since_the_last_final() -> None:
     # silence past Deepgram's 300 ms endpoint, the 0.8 s utterance and its 0.5 s of silence;
     # not the finalized first utterance.
     assert fake.audio_seconds[1] == pytest.approx(0.2 + 0.8 + 0.5, abs=0.03)
+
+
+async def test_a_drop_past_the_retries_ends_the_stream_as_a_disconnect() -> None:
+    async with FakeDeepgram(transcripts=["never finished"], drop_after_audio=0.5) as fake:
+        stream = make_stt(fake, max_retries=0).stream()
+        for frame in tone_frames(0.8, 16000):  # the connection drops 0.5 s into this
+            await stream.push(frame)
+            await asyncio.sleep(0.001)
+        seen: list[STTEvent] = []
+        with pytest.raises(ProviderDisconnected, match="code 1011: NET-0000") as info:
+            await read_into(stream, seen)
+        await stream.aclose()
+    assert "partial" in [e.type for e in seen]  # what was heard before the drop came first
+    error = info.value
+    assert isinstance(error, ProviderError) and not isinstance(error, DeepgramError)
+    assert error.status == 1011 and error.retryable
+    assert isinstance(error.__cause__, ConnectionClosedError)
+    assert stream.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("closed", "disconnect"),
+    [
+        (ConnectionClosedError(Close(1011, "NET-0000"), None), True),
+        (ConnectionClosedError(None, None), True),  # no close frame at all: 1006
+        (ConnectionClosedOK(Close(1000, ""), Close(1000, ""), True), False),  # a clean close
+        (ConnectionClosedError(Close(1008, "DATA-0000"), None), False),  # a refusal
+    ],
+)
+def test_which_closes_are_disconnects(closed: ConnectionClosed, disconnect: bool) -> None:
+    error = _closed_error(closed)
+    assert isinstance(error, ProviderError)
+    assert isinstance(error, ProviderDisconnected) is disconnect
+    assert isinstance(error, DeepgramError) is not disconnect
+    assert error.status == (closed.rcvd.code if closed.rcvd else 1006)
 
 
 async def test_bad_audio_close_is_fatal_and_not_retried() -> None:

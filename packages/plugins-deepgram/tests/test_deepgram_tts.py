@@ -11,6 +11,7 @@ import httpx
 import numpy as np
 import pytest
 import respx
+from parley.errors import ProviderDisconnected, ProviderError
 from parley.frames import concat_audio
 from parley_deepgram import DeepgramError
 from parley_deepgram.tts import DeepgramTTS
@@ -92,9 +93,12 @@ async def test_rate_limit_is_retried_and_errors_are_clear() -> None:
 async def test_mid_stream_disconnect_is_raised_not_retried() -> None:
     route = respx.post(URL).respond(200, stream=Body([b"\x00\x00" * 100], then="disconnect"))
     got: list[Any] = []
-    with pytest.raises(DeepgramError, match="stream broke"):
+    with pytest.raises(ProviderDisconnected, match="Deepgram TTS: the connection broke") as info:
         await collect_into(tts().synthesize("hi"), got)
-    assert len(got) == 1 and route.call_count == 1
+    assert len(got) == 1 and route.call_count == 1  # what was heard is not repeated
+    assert isinstance(info.value, ProviderError) and info.value.retryable
+    assert isinstance(info.value.__cause__, httpx.ReadError)
+    assert "connection reset by peer" in str(info.value)
 
 
 @respx.mock

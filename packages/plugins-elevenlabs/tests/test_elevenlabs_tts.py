@@ -10,10 +10,12 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from parley.errors import ProviderDisconnected, ProviderError
 from parley.plugins import resolve
 from parley_elevenlabs import ElevenLabsError
 from parley_elevenlabs.testing import FakeElevenLabs
 from parley_elevenlabs.tts import DEFAULT_VOICE, ElevenLabsTTS
+from websockets.exceptions import ConnectionClosedError
 
 HTTP = "https://elevenlabs.test"
 KEY = "test-elevenlabs-key"
@@ -153,10 +155,23 @@ async def test_mid_stream_disconnect_is_raised_not_repeated() -> None:
     async with FakeElevenLabs(drop_after_chunks=1, chunk_seconds=0.02) as fake:
         engine = tts(fake)
         got: list[Any] = []
-        with pytest.raises(ElevenLabsError, match="broke mid-sentence"):
+        with pytest.raises(ProviderDisconnected, match=r"ElevenLabs: .* \(code 1011") as info:
             await collect_into(engine.synthesize("A sentence long enough for several chunks."), got)
     assert len(got) == 1  # what was heard is not spoken again over HTTP
     assert engine.fallbacks == 0
+    error = info.value
+    assert isinstance(error, ProviderError) and not isinstance(error, ElevenLabsError)
+    assert error.status == 1011 and error.retryable
+    assert isinstance(error.__cause__, ConnectionClosedError)
+
+
+async def test_a_stall_mid_sentence_stays_an_elevenlabs_error() -> None:
+    async with FakeElevenLabs(stall_after_chunks=1, chunk_seconds=0.02) as fake:
+        engine = tts(fake, timeout=0.2)
+        got: list[Any] = []
+        with pytest.raises(ElevenLabsError, match=r"broke mid-sentence: no audio for 0\.2 s"):
+            await collect_into(engine.synthesize("A sentence long enough for several chunks."), got)
+    assert len(got) == 1 and engine.fallbacks == 0
 
 
 async def test_stalled_socket_times_out_and_falls_back() -> None:
@@ -201,8 +216,10 @@ async def test_http_mid_stream_disconnect_and_stall() -> None:
         ]
     )
     engine = tts(transport="http", timeout=0.2)
-    with pytest.raises(ElevenLabsError, match="HTTP stream broke"):
+    with pytest.raises(ProviderDisconnected, match="HTTP stream: connection reset") as info:
         await speak(engine, "Hi.")
+    assert isinstance(info.value, ProviderError) and info.value.provider == "ElevenLabs"
+    assert isinstance(info.value.__cause__, httpx.ReadError)
     with pytest.raises(ElevenLabsError, match="stopped sending audio"):
         await speak(engine, "Hi.")
 

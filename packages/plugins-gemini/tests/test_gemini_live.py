@@ -12,14 +12,17 @@ from typing import Any
 import numpy as np
 import pytest
 from parley.chat import ChatContext
+from parley.errors import ProviderDisconnected, ProviderError
 from parley.frames import AudioFrame, VideoFrame
 from parley.realtime import RealtimeEvent
 from parley.testing import silence_frames, tone_frames
 from parley.tools import FunctionTool
 from parley_gemini import GeminiError
-from parley_gemini.live import GeminiLive, GeminiLiveSession
+from parley_gemini.live import GeminiLive, GeminiLiveSession, _closed_error
 from parley_gemini.testing import FakeGeminiLive
 from PIL import Image
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
+from websockets.frames import Close
 
 KEY = "test-gemini-key"
 
@@ -226,9 +229,34 @@ async def test_mid_session_disconnect_is_an_unrecoverable_error_event() -> None:
         await session.push_audio(AudioFrame.silence(0.02, 16000))  # after the end: dropped
     errors = [e for e in events if e.type == "error"]
     assert len(errors) == 1 and not errors[0].recoverable
-    assert isinstance(errors[0].error, GeminiError) and "1011" in str(errors[0].error)
+    error = errors[0].error
+    assert isinstance(error, ProviderDisconnected) and isinstance(error, ProviderError)
+    assert error.status == 1011 and "1011" in str(error) and error.retryable
+    assert isinstance(error.__cause__, ConnectionClosedError)  # read or send saw it first
     with pytest.raises(GeminiError, match="closed"):
         await session.push_text("anyone there?")
+
+
+@pytest.mark.parametrize(
+    ("closed", "disconnect"),
+    [
+        (ConnectionClosedError(Close(1011, "Internal error"), None), True),
+        (ConnectionClosedError(None, None), True),  # no close frame at all: 1006
+        (ConnectionClosedOK(Close(1000, ""), Close(1000, ""), True), False),  # a clean close
+        (ConnectionClosedError(Close(1008, "API key not valid"), None), False),  # a refusal
+        (ConnectionClosedError(Close(1007, "bad setup"), None), False),
+    ],
+)
+def test_which_closes_mid_session_are_disconnects(
+    closed: ConnectionClosed, disconnect: bool
+) -> None:
+    error = _closed_error(closed, "mid-session", mid_session=True)
+    assert isinstance(error, ProviderError)
+    assert isinstance(error, ProviderDisconnected) is disconnect
+    assert isinstance(error, GeminiError) is not disconnect
+    assert error.status == (closed.rcvd.code if closed.rcvd else 1006)
+    during_setup = _closed_error(closed, "during setup")
+    assert isinstance(during_setup, GeminiError)  # retried by connect() as before
 
 
 def test_missing_key_and_url_forms(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import pickle
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -11,6 +13,7 @@ import httpx
 import pytest
 import respx
 from parley.chat import ChatContext, ToolCall
+from parley.errors import ProviderDisconnected, ProviderError
 from parley.llm import collect
 from parley.plugins import resolve
 from parley.tools import FunctionTool
@@ -250,9 +253,11 @@ async def test_retries_are_bounded() -> None:
     )
     ctx = ChatContext()
     ctx.add("user", "hi")
-    with pytest.raises(GeminiError, match="503"):
+    with pytest.raises(GeminiError, match="503") as info:
         await collect(make_llm(max_retries=2).chat(ctx))
     assert route.call_count == 3
+    assert isinstance(info.value, ProviderError)  # parley's error type, with its fields
+    assert (info.value.provider, info.value.status, info.value.retryable) == ("Gemini", 503, True)
 
 
 @respx.mock
@@ -261,10 +266,24 @@ async def test_mid_stream_disconnect_raises_after_the_text_so_far() -> None:
     ctx = ChatContext()
     ctx.add("user", "hi")
     received: list[str] = []
-    with pytest.raises(GeminiError, match="broke mid-reply"):
+    with pytest.raises(
+        ProviderDisconnected, match="Gemini: the connection broke mid-stream"
+    ) as info:
         await drain(make_llm().chat(ctx), received)
     assert received == ["Hello"]
     assert respx.calls.call_count == 1  # output was produced: never retried
+    assert isinstance(info.value, ProviderError) and not isinstance(info.value, GeminiError)
+    assert isinstance(info.value.__cause__, httpx.RemoteProtocolError)
+    assert "peer closed connection" in str(info.value)
+
+
+def test_errors_copy_and_pickle_with_their_fields() -> None:
+    refused = GeminiError("Gemini answered HTTP 429", status=429, retryable=True, retry_after="2")
+    broken = ProviderDisconnected("Gemini", "peer closed connection", status=None)
+    for error in (refused, broken):
+        for again in (copy.copy(error), pickle.loads(pickle.dumps(error))):
+            assert type(again) is type(error) and str(again) == str(error)
+            assert vars(again) == vars(error)
 
 
 @respx.mock

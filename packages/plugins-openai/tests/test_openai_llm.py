@@ -9,11 +9,13 @@ from typing import Any
 
 import httpcore2
 import httpx
+import httpx2
 import numpy as np
 import openai
 import pytest
 import respx
 from parley.chat import ChatContext, ToolCall
+from parley.errors import ProviderDisconnected, ProviderError
 from parley.llm import LLMChunk, Usage, collect
 from parley.tools import FunctionTool
 from parley_openai.llm import OpenAILLM
@@ -253,16 +255,65 @@ async def test_provider_error_event_mid_stream_raises(httpx2_mock: respx.Router)
     assert seen == ["Hi"]
 
 
-async def test_mid_stream_disconnect_raises(httpx2_mock: respx.Router) -> None:
+def read_events_unwrapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the installed SDK read server-sent events without wrapping httpx2's errors in
+    its own, as an SDK that lets the transport's error through does."""
+
+    async def unwrapped(self: openai.AsyncStream[Any]) -> AsyncIterator[Any]:
+        async for event in self._decoder.aiter_bytes(self.response.aiter_bytes()):
+            yield event
+
+    monkeypatch.setattr(openai.AsyncStream, "_iter_events", unwrapped)
+
+
+@pytest.mark.parametrize("surface", ["installed", "unwrapped"])
+async def test_mid_stream_disconnect_raises_provider_disconnected(
+    httpx2_mock: respx.Router, monkeypatch: pytest.MonkeyPatch, surface: str
+) -> None:
+    """The SDK wraps the transport's error in ``APIConnectionError`` (``installed``) or lets
+    it through (``unwrapped``): either way the part raises `ProviderDisconnected`."""
+    if surface == "unwrapped":
+        read_events_unwrapped(monkeypatch)
+
     async def body() -> AsyncIterator[bytes]:
         yield sse(chunk({"content": "Hi"}), done=False)
         raise httpcore2.RemoteProtocolError("peer closed connection without complete body")
 
     httpx2_mock.post(URL).mock(return_value=stream_response(body()))
     seen: list[str] = []
-    with pytest.raises(openai.APIConnectionError):
+    with pytest.raises(ProviderDisconnected, match="connection broke mid-stream") as info:
+        await drain(make_llm().chat(ChatContext([])), seen)
+    assert seen == ["Hi"]  # what was streamed before the break stands
+    error = info.value
+    assert isinstance(error, ProviderError) and error.retryable
+    assert error.provider == "OpenAI chat (gpt-test)"
+    assert "peer closed connection" in str(error)
+    cause = error.__cause__
+    if surface == "installed":
+        assert isinstance(cause, openai.APIConnectionError)
+        assert isinstance(cause.__cause__, httpx2.RemoteProtocolError)
+    else:
+        assert isinstance(cause, httpx2.RemoteProtocolError)
+
+
+@pytest.mark.parametrize("surface", ["installed", "unwrapped"])
+async def test_a_read_timeout_mid_stream_is_a_stall(
+    httpx2_mock: respx.Router, monkeypatch: pytest.MonkeyPatch, surface: str
+) -> None:
+    if surface == "unwrapped":
+        read_events_unwrapped(monkeypatch)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield sse(chunk({"content": "Hi"}), done=False)
+        raise httpcore2.ReadTimeout("timed out")
+
+    httpx2_mock.post(URL).mock(return_value=stream_response(body()))
+    seen: list[str] = []
+    with pytest.raises(TimeoutError, match=r"OpenAI chat \(gpt-test\): the stream stalled") as info:
         await drain(make_llm().chat(ChatContext([])), seen)
     assert seen == ["Hi"]
+    assert not isinstance(info.value, ProviderDisconnected)
+    assert isinstance(info.value.__cause__, openai.APITimeoutError | httpx2.TimeoutException)
 
 
 async def test_a_stalled_stream_times_out(httpx2_mock: respx.Router) -> None:

@@ -10,12 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 from parley.chat import ChatContext, ToolCall
+from parley.errors import ProviderDisconnected, ProviderError
 from parley.frames import AudioFrame
 from parley.llm import Usage
 from parley.realtime import RealtimeEvent
 from parley.testing import FakeVAD
 from parley.tools import FunctionTool
 from parley_openai.realtime import OpenAIRealtimeSession, RealtimeAPIError, realtime_url
+from websockets.exceptions import ConnectionClosedError
 
 Until = Callable[..., Awaitable[list[RealtimeEvent]]]
 
@@ -378,10 +380,26 @@ async def test_a_mid_stream_disconnect_ends_the_session_with_an_error(
     session = await realtime_server.model().connect(instructions="x")
     events = [e async for e in session]  # ends by itself
     assert [e.type for e in events] == ["response_started", "audio", "error"]
-    assert isinstance(events[-1].error, ConnectionError)
-    assert "1011" in str(events[-1].error)
+    error = events[-1].error
+    assert isinstance(error, ProviderDisconnected) and isinstance(error, ProviderError)
+    assert isinstance(error, ConnectionError)  # as it was before ProviderDisconnected
+    assert error.status == 1011 and "1011" in str(error) and error.retryable
+    assert isinstance(error.__cause__, ConnectionClosedError)
     assert events[-1].recoverable is False
     await session.push_audio(frames(0.02)[0])  # after the end: ignored, no exception
+
+
+async def test_a_clean_close_mid_session_is_not_a_disconnect(realtime_server: Any) -> None:
+    async def scenario(conn: Any) -> None:
+        await conn.handshake()
+        await conn.ws.close(1000, "bye")
+
+    realtime_server.scenario = scenario
+    session = await realtime_server.model().connect(instructions="x")
+    events = [e async for e in session]
+    assert [e.type for e in events] == ["error"]
+    assert isinstance(events[0].error, ConnectionError) and "1000" in str(events[0].error)
+    assert not isinstance(events[0].error, ProviderDisconnected)
 
 
 async def test_a_stalled_response_times_out(realtime_server: Any) -> None:

@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpcore
 import httpcore2
 import httpx
 import httpx2
@@ -14,6 +15,7 @@ import numpy as np
 import openai
 import pytest
 import respx
+from parley.errors import ProviderDisconnected, ProviderError
 from parley.frames import AudioFrame, concat_audio
 from parley_openai.tts import OpenAITTS
 
@@ -98,10 +100,21 @@ async def test_server_errors_are_retried(httpx2_mock: respx.Router) -> None:
     assert route.call_count == 2
 
 
-async def test_mid_stream_disconnect_raises(httpx2_mock: respx.Router) -> None:
+@pytest.mark.parametrize("surface", ["installed", "wrapped"])
+async def test_mid_stream_disconnect_raises_provider_disconnected(
+    httpx2_mock: respx.Router, surface: str
+) -> None:
+    """The speech body lets httpx2's error through (``installed``); an SDK that wraps it in
+    ``APIConnectionError`` (``wrapped``) gives the same `ProviderDisconnected`."""
+    failure: Exception = httpcore2.ReadError("connection reset by peer")
+    if surface == "wrapped":
+        request = httpx2.Request("POST", URL)
+        failure = openai.APIConnectionError(request=request)
+        failure.__cause__ = httpx2.ReadError("connection reset by peer")
+
     async def body() -> AsyncIterator[bytes]:
         yield tone(480)
-        raise httpcore2.ReadError("connection reset by peer")
+        raise failure
 
     httpx2_mock.post(URL).mock(return_value=pcm_response(body()))
     frames: list[AudioFrame] = []
@@ -110,9 +123,50 @@ async def test_mid_stream_disconnect_raises(httpx2_mock: respx.Router) -> None:
         async for frame in make_tts().synthesize("Hi"):
             frames.append(frame)
 
-    with pytest.raises(httpx2.ReadError, match="connection reset"):
+    with pytest.raises(ProviderDisconnected, match="connection reset") as info:
         await drain()
+    assert sum(f.samples for f in frames) == 480  # what was streamed before the break stands
+    error = info.value
+    assert isinstance(error, ProviderError) and error.retryable
+    assert error.provider == "OpenAI speech (gpt-4o-mini-tts)"
+    if surface == "wrapped":
+        assert error.__cause__ is failure
+    else:
+        assert isinstance(error.__cause__, httpx2.ReadError)
+
+
+async def test_a_disconnect_through_a_legacy_httpx_client_too() -> None:
+    """The SDK also runs on a caller's legacy ``httpx`` client, whose errors are httpx's."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield tone(480)
+        raise httpcore.ReadError("connection reset by peer")
+
+    client = openai.AsyncOpenAI(api_key="sk-test", http_client=httpx.AsyncClient(), max_retries=0)
+    frames: list[AudioFrame] = []
+
+    async def drain() -> None:
+        async for frame in OpenAITTS(client=client).synthesize("Hi"):
+            frames.append(frame)
+
+    with respx.mock(using="httpcore") as router:
+        router.post(URL).mock(return_value=pcm_response(body()))
+        with pytest.raises(ProviderDisconnected, match="connection reset") as info:
+            await drain()
+    await client.close()
     assert sum(f.samples for f in frames) == 480
+    assert isinstance(info.value.__cause__, httpx.ReadError)
+
+
+async def test_a_read_timeout_mid_stream_is_a_stall(httpx2_mock: respx.Router) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield tone(480)
+        raise httpcore2.ReadTimeout("timed out")
+
+    httpx2_mock.post(URL).mock(return_value=pcm_response(body()))
+    with pytest.raises(TimeoutError, match=r"OpenAI speech .* stalled") as info:
+        _ = [f async for f in make_tts().synthesize("Hi")]
+    assert isinstance(info.value.__cause__, httpx2.ReadTimeout)
 
 
 async def test_a_stalled_stream_times_out(httpx2_mock: respx.Router) -> None:

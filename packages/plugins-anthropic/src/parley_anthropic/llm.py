@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from parley.chat import ChatContext, ToolCall
+from parley.errors import ProviderDisconnected
 from parley.llm import LLM, LLMCapabilities, LLMChunk, Usage
 from parley.tools import FunctionTool
 
@@ -43,6 +44,10 @@ class AnthropicLLM(LLM):
     `chat`'s own ``**options`` override them. ``timeout`` bounds each HTTP attempt (the SDK
     retries ``max_retries`` times with backoff, honouring ``Retry-After`` on 429 and 529);
     ``idle_timeout`` bounds the silence between two streamed events.
+
+    Once the reply streams, a broken connection raises `parley.ProviderDisconnected` (the
+    SDK's error chained, raw or wrapped in ``APIConnectionError`` as newer SDKs do) and a
+    stall `TimeoutError`; the text already yielded stands.
     """
 
     capabilities = LLMCapabilities(streaming=True, tools=True)
@@ -95,10 +100,12 @@ class AnthropicLLM(LLM):
         stream = await create(
             model=self.model, messages=messages, stream=True, **_sdk_kwargs(create, request)
         )
+        what = f"Anthropic ({self.model})"
+        stalls, breaks = _stream_errors()
         blocks: dict[int, _ToolUse] = {}
         input_tokens = cached = output_tokens = 0
         try:
-            async for event in _within(stream, self.idle_timeout, f"Anthropic ({self.model})"):
+            async for event in _within(stream, self.idle_timeout, what):
                 kind = event.type
                 if kind == "message_start":
                     input_tokens, cached = _input_tokens(event.message.usage)
@@ -123,6 +130,10 @@ class AnthropicLLM(LLM):
                         input_tokens, cached = _input_tokens(event.usage)
             if input_tokens or output_tokens:
                 yield LLMChunk(usage=Usage(input_tokens, output_tokens, cached))
+        except stalls as exc:  # the SDK's read timeout, before our idle_timeout
+            raise TimeoutError(f"{what}: the stream stalled: {exc}") from exc
+        except breaks as exc:  # an `error` event is an APIStatusError: not caught here
+            raise ProviderDisconnected(what, exc) from exc
         finally:
             await stream.close()
 
@@ -156,6 +167,25 @@ def _sdk_kwargs(method: Callable[..., Any], options: Mapping[str, Any]) -> dict[
 @functools.cache
 def _parameters(method: Callable[..., Any]) -> frozenset[str]:
     return frozenset(inspect.signature(method).parameters)
+
+
+def _stream_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """What a started stream raises when it stalls, and when its connection breaks.
+
+    SDK 2.17 and later wrap a failed read of the body in ``APITimeoutError`` or
+    ``APIConnectionError`` (the transport's error chained); earlier ones let httpx2's own
+    error through, or a TLS failure httpx2 leaves unmapped (``ssl.SSLError``,
+    ``anyio.EndOfStream``). Timeouts come first: they are subclasses of the others.
+    """
+    import ssl
+
+    import anthropic
+    import anyio
+    import httpx2
+
+    stalls = (anthropic.APITimeoutError, httpx2.TimeoutException)
+    breaks = (anthropic.APIConnectionError, httpx2.TransportError, ssl.SSLError, anyio.EndOfStream)
+    return stalls, breaks
 
 
 def _input_tokens(usage: Any) -> tuple[int, int]:

@@ -1,12 +1,14 @@
-"""The one exception type the Deepgram parts raise for provider failures."""
+"""The exception type the Deepgram parts raise for provider failures."""
 
 from __future__ import annotations
 
+from parley.errors import ProviderError
 
-class DeepgramError(Exception):
-    """Deepgram refused or failed a request. ``status`` is the HTTP status (or WebSocket close
-    code) when there was one; ``retryable`` says whether trying again later may help, and
-    ``retry_after`` is the server's Retry-After header, if any."""
+
+class DeepgramError(ProviderError):
+    """Deepgram refused or failed a request (a `parley.ProviderError`: ``status``,
+    ``retryable``, ``retry_after``). A connection that breaks mid-stream raises
+    `parley.ProviderDisconnected` instead."""
 
     def __init__(
         self,
@@ -16,7 +18,10 @@ class DeepgramError(Exception):
         retryable: bool = False,
         retry_after: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retryable = retryable
-        self.retry_after = retry_after
+        super().__init__(
+            message,
+            provider="Deepgram",
+            status=status,
+            retryable=retryable,
+            retry_after=retry_after,
+        )

@@ -24,7 +24,9 @@ Resilience: the handshake is retried with backoff (Retry-After on 429); a droppe
 is reopened and the audio sent since the last final result is sent again, so no words are
 lost; ``KeepAlive`` is sent whenever no audio went out for ``keepalive_interval`` seconds; an
 error Deepgram will not recover from (bad key, bad audio) ends the stream with a
-`DeepgramError`, which the engine reports.
+`DeepgramError`, which the engine reports. A connection that keeps breaking (``max_retries``
+reconnects in a row without a message) ends it with `parley.ProviderDisconnected`, the last
+close chained.
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import websockets
+from parley.errors import ProviderDisconnected, ProviderError
 from parley.frames import AudioFrame
 from parley.stt import STT, STTCapabilities, STTEvent, STTStream
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 
 from parley_deepgram._net import api_key_from, http_error, retry_delay, with_scheme
 from parley_deepgram.errors import DeepgramError
@@ -329,6 +332,8 @@ class DeepgramSTTStream(STTStream):
                     continue
                 self.connections += 1
                 keepalive = asyncio.create_task(self._keepalive(ws))
+                cause: BaseException | None = None
+                error: ProviderError
                 try:
                     await self._replay(ws)
                     self._ws = ws
@@ -348,6 +353,7 @@ class DeepgramSTTStream(STTStream):
                         error = DeepgramError("Deepgram did not take audio in time", retryable=True)
                     else:
                         error = _closed_error(exc)
+                    cause = exc
                     if not error.retryable:
                         raise error from exc
                 finally:
@@ -355,7 +361,7 @@ class DeepgramSTTStream(STTStream):
                     keepalive.cancel()
                 failures += 1
                 if failures > self._stt.max_retries:
-                    raise error
+                    raise error from cause
                 await self._backoff(failures, error)
         except asyncio.CancelledError:
             raise
@@ -363,7 +369,7 @@ class DeepgramSTTStream(STTStream):
             self._error = exc
             await STTStream.aclose(self)
 
-    async def _backoff(self, failures: int, error: DeepgramError) -> None:
+    async def _backoff(self, failures: int, error: ProviderError) -> None:
         delay = retry_delay(failures, error.retry_after)
         logger.warning("Deepgram: %s; reconnecting in %.2f s", error, delay)
         await asyncio.sleep(delay)
@@ -487,12 +493,17 @@ def _mean_confidence(words: Sequence[Mapping[str, Any]]) -> float:
     return sum(values) / len(values) if values else 1.0
 
 
-def _closed_error(exc: ConnectionClosed) -> DeepgramError:
+def _closed_error(exc: ConnectionClosed) -> DeepgramError | ProviderDisconnected:
+    """A clean close (1000) or a refusal (`_FATAL_CLOSE`) is a `DeepgramError`; any other
+    close of the stream is `ProviderDisconnected`, with the close code as ``status``. Both
+    but the refusals are retryable: the stream reconnects."""
     close = exc.rcvd
     code = close.code if close is not None else 1006
     reason = (close.reason if close is not None else "") or "no reason given"
-    return DeepgramError(
-        f"Deepgram closed the stream (code {code}: {reason})",
-        status=code,
-        retryable=code not in _FATAL_CLOSE,
-    )
+    if (isinstance(exc, ConnectionClosedOK) and code == 1000) or code in _FATAL_CLOSE:
+        return DeepgramError(
+            f"Deepgram closed the stream (code {code}: {reason})",
+            status=code,
+            retryable=code not in _FATAL_CLOSE,
+        )
+    return ProviderDisconnected("Deepgram STT", f"code {code}: {reason}", status=code)

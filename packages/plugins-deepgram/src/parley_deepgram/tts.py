@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
 import httpx
+from parley.errors import ProviderDisconnected
 from parley.frames import AudioFrame
 from parley.tts import TTS, TTSCapabilities
 
@@ -28,7 +29,8 @@ class DeepgramTTS(TTS):
     """Speak with a Deepgram Aura voice (``model``, e.g. ``"aura-2-thalia-en"``).
 
     ``timeout`` bounds the wait for the response and for every later read; ``max_retries``
-    retries a refused or failed request (429, 5xx, connection errors) before any audio.
+    retries a refused or failed request (429, 5xx, connection errors) before any audio. A
+    connection that breaks once the audio streams raises `parley.ProviderDisconnected`.
     """
 
     def __init__(
@@ -126,8 +128,12 @@ class DeepgramTTS(TTS):
                 raise DeepgramError(
                     f"Deepgram TTS stopped sending audio for {self.timeout} s"
                 ) from None
+            except httpx.TimeoutException as exc:  # httpx's read timeout: the same stall
+                raise DeepgramError(
+                    f"Deepgram TTS stopped sending audio for {self.timeout} s"
+                ) from exc
             except httpx.TransportError as exc:
-                raise DeepgramError(f"the Deepgram TTS stream broke: {exc}") from exc
+                raise ProviderDisconnected("Deepgram TTS", exc) from exc
             data = carry + chunk
             whole = len(data) - len(data) % 2
             carry = data[whole:]

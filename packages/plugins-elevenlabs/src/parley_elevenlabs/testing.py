@@ -13,7 +13,7 @@ buffered until ``flush`` or the end-of-stream ``{"text": ""}``, then spoken as
 chunks; after end-of-stream it sends ``{"isFinal": true}`` and closes.
 Faults: ``reject_status`` (refuse the handshake), ``drop_before_audio`` (close with 1011 before
 any audio), ``drop_after_chunks`` (close with 1011 after that many audio chunks), ``stall``
-(never send audio).
+(never send audio), ``stall_after_chunks`` (go quiet, connection open, after that many).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class FakeElevenLabs:
     drop_before_audio: bool = False
     drop_after_chunks: int | None = None
     stall: bool = False
+    stall_after_chunks: int | None = None
     # what the server saw
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
@@ -116,6 +117,9 @@ class FakeElevenLabs:
                 for pcm in self._speech(buffered, rate):
                     if self.drop_after_chunks is not None and chunks >= self.drop_after_chunks:
                         await ws.close(1011, "Internal server error")
+                        return
+                    if self.stall_after_chunks is not None and chunks >= self.stall_after_chunks:
+                        await self._stopping.wait()
                         return
                     audio = {
                         "audio": base64.b64encode(pcm).decode(),

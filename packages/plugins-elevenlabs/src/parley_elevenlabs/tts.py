@@ -10,7 +10,8 @@ is spoken at once, and the end-of-stream ``{"text": ""}``; the server answers wi
 When the socket cannot be opened or breaks before any audio, the sentence is spoken through
 ``POST /v1/text-to-speech/{voice_id}/stream`` instead, and the socket is not tried again for
 ``fallback_cooldown`` seconds. A refusal (bad key, unknown voice, quota) is raised, not
-retried over HTTP, since it would be refused there too.
+retried over HTTP, since it would be refused there too. A connection (socket or HTTP) that
+breaks after audio was heard raises `parley.ProviderDisconnected`, never repeated over HTTP.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from urllib.parse import urlencode
 
 import httpx
 import websockets
+from parley.errors import ProviderDisconnected
 from parley.frames import AudioFrame
 from parley.tts import TTS, TTSCapabilities
 from websockets.asyncio.client import ClientConnection
@@ -49,6 +51,14 @@ _REFUSED_CLOSE = frozenset({1003, 1007, 1008})
 
 class _SocketFailure(Exception):
     """The WebSocket path failed for a reason HTTP may not share (network, server)."""
+
+
+class _SocketClosed(_SocketFailure):
+    """The socket closed abnormally (the `ConnectionClosed` is the ``__cause__``)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ElevenLabsTTS(TTS):
@@ -138,7 +148,10 @@ class ElevenLabsTTS(TTS):
                     yield frame
                 return
             except _SocketFailure as exc:
-                if produced:
+                if produced and isinstance(exc, _SocketClosed):
+                    closed = exc.__cause__ or exc  # websockets' ConnectionClosed
+                    raise ProviderDisconnected("ElevenLabs", str(exc), status=exc.code) from closed
+                if produced:  # a stall or an unreadable message
                     raise ElevenLabsError(
                         f"the ElevenLabs stream broke mid-sentence: {exc}"
                     ) from exc
@@ -243,7 +256,7 @@ class ElevenLabsTTS(TTS):
                 raise ElevenLabsError(
                     f"ElevenLabs closed the stream (code {code}: {reason})", status=code
                 ) from exc
-            raise _SocketFailure(f"connection closed (code {code}: {reason})") from exc
+            raise _SocketClosed(f"WebSocket closed (code {code}: {reason})", code) from exc
         finally:
             await ws.close()
 
@@ -317,8 +330,13 @@ class ElevenLabsTTS(TTS):
                 raise ElevenLabsError(
                     f"ElevenLabs stopped sending audio for {self.timeout} s"
                 ) from None
+            except httpx.TimeoutException as exc:  # httpx's read timeout: the same stall
+                raise ElevenLabsError(
+                    f"ElevenLabs stopped sending audio for {self.timeout} s"
+                ) from exc
             except httpx.TransportError as exc:
-                raise ElevenLabsError(f"the ElevenLabs HTTP stream broke: {exc}") from exc
+                detail = f"HTTP stream: {str(exc) or type(exc).__name__}"
+                raise ProviderDisconnected("ElevenLabs", detail) from exc
             data = carry + chunk
             whole = len(data) - len(data) % 2
             carry = data[whole:]

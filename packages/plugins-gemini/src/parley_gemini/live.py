@@ -22,6 +22,7 @@ from typing import Any
 
 import websockets
 from parley.chat import ChatContext, ToolCall
+from parley.errors import ProviderDisconnected, ProviderError
 from parley.frames import AudioFrame, VideoFrame
 from parley.llm import Usage
 from parley.realtime import Realtime, RealtimeCapabilities, RealtimeEvent, RealtimeSession
@@ -213,7 +214,7 @@ class GeminiLiveSession(RealtimeSession):
                 f"Gemini Live did not take a message within {self._owner.send_timeout} s"
             ) from None
         except ConnectionClosed as exc:
-            raise _closed_error(exc, "while sending") from exc
+            raise _closed_error(exc, "while sending", mid_session=True) from exc
 
     async def seed(self, chat_ctx: ChatContext) -> None:
         """Give the model the conversation so far (text turns only) without asking a reply."""
@@ -232,7 +233,7 @@ class GeminiLiveSession(RealtimeSession):
             return
         try:
             await self._send(message)
-        except GeminiError as exc:
+        except ProviderError as exc:  # a GeminiError, or ProviderDisconnected
             await self._fail(exc)
 
     async def push_audio(self, frame: AudioFrame) -> None:
@@ -287,7 +288,9 @@ class GeminiLiveSession(RealtimeSession):
                 await self._fail(GeminiError("Gemini Live ended the session"))
         except ConnectionClosed as exc:
             if not self._closing:
-                await self._fail(_closed_error(exc, "mid-session"))
+                error = _closed_error(exc, "mid-session", mid_session=True)
+                error.__cause__ = exc
+                await self._fail(error)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -387,12 +390,19 @@ def _decode(raw: str | bytes) -> dict[str, Any]:
     return message
 
 
-def _closed_error(exc: ConnectionClosed, when: str) -> GeminiError:
+def _closed_error(
+    exc: ConnectionClosed, when: str, *, mid_session: bool = False
+) -> GeminiError | ProviderDisconnected:
+    """A clean close (1000) or a refusal (`_FATAL_CLOSE`) is a `GeminiError`; any other close
+    of an established session is `ProviderDisconnected` with the close code as ``status``
+    (during setup, a retryable `GeminiError`)."""
     close = exc.rcvd
     code = close.code if close is not None else 1006
     reason = (close.reason if close is not None else "") or "no reason given"
     if isinstance(exc, ConnectionClosedOK) and code == 1000:
         return GeminiError(f"Gemini Live closed the connection {when}", status=code)
+    if mid_session and code not in _FATAL_CLOSE:
+        return ProviderDisconnected("Gemini Live", f"code {code}: {reason}", status=code)
     return GeminiError(
         f"Gemini Live closed the connection {when} (code {code}: {reason})",
         status=code,

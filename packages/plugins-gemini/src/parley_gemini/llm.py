@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 from parley.chat import ChatContext, ToolCall
+from parley.errors import ProviderDisconnected
 from parley.llm import LLM, LLMCapabilities, LLMChunk, Usage
 from parley.tools import FunctionTool
 
@@ -48,7 +49,8 @@ class GeminiLLM(LLM):
     ``api_key`` defaults to ``GEMINI_API_KEY`` (or ``GOOGLE_API_KEY``). ``base_url`` points
     the client elsewhere (a proxy, a test server). ``timeout`` bounds the wait for the first
     byte and for every later read; ``max_retries`` retries a refused or failed request (429,
-    5xx, connection errors) before any output, waiting as long as Retry-After says.
+    5xx, connection errors) before any output, waiting as long as Retry-After says; once the
+    reply streams, a broken connection raises `parley.ProviderDisconnected` (not retried).
     Options of `chat` (``temperature``, ``max_output_tokens``, ``top_p``, ``thinking_budget``)
     override the constructor's for one call.
     """
@@ -221,8 +223,12 @@ class GeminiLLM(LLM):
                 raise GeminiError(
                     f"Gemini stopped sending for {self.timeout} s in the middle of a reply"
                 ) from None
+            except httpx.TimeoutException as exc:  # httpx's read timeout: the same stall
+                raise GeminiError(
+                    f"Gemini stopped sending for {self.timeout} s in the middle of a reply"
+                ) from exc
             except httpx.TransportError as exc:
-                raise GeminiError(f"the connection to Gemini broke mid-reply: {exc}") from exc
+                raise ProviderDisconnected("Gemini", exc) from exc
             if line.startswith("data:"):
                 data.append(line[5:].strip())
             elif not line.strip() and data:

@@ -1,14 +1,19 @@
-"""Keys, base URLs, the SDK client and the read deadline shared by the OpenAI parts."""
+"""Keys, base URLs, the SDK client, the read deadline and the mid-stream errors shared by the
+OpenAI parts."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+import sys
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
+
+from parley.errors import ProviderDisconnected
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -92,6 +97,49 @@ async def within(stream: AsyncIterable[T], timeout: float, what: str) -> AsyncIt
                 raise TimeoutError(f"{what}: the server sent nothing for {timeout:g} s") from exc
             raise
         yield item
+
+
+@contextlib.contextmanager
+def mid_stream(what: str) -> Iterator[None]:
+    """Around the reading of a streamed answer: a broken connection leaves as
+    `parley.ProviderDisconnected` and the SDK's read timeout as `TimeoutError` (the original
+    chained), whichever form the SDK gives them (see `stream_errors`)."""
+    stalls, breaks = stream_errors()
+    try:
+        yield
+    except stalls as exc:
+        raise TimeoutError(f"{what}: the stream stalled: {exc}") from exc
+    except breaks as exc:  # an ``error`` event is an APIError of another kind: not caught
+        raise ProviderDisconnected(what, exc) from exc
+
+
+def stream_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """What reading a started stream raises when it stalls, and when its connection breaks.
+
+    The SDK wraps a failed read of a server-sent-event stream in ``APITimeoutError`` or
+    ``APIConnectionError`` (the transport's error chained); other bodies (speech) and other
+    SDK versions let the HTTP client's own error through: httpx2's, legacy httpx's when the
+    client was built on it, or a TLS failure httpx2 leaves unmapped (``ssl.SSLError``,
+    ``anyio.EndOfStream``). Timeouts come first: they are subclasses of the others.
+    """
+    import ssl
+
+    import anyio
+    import httpx2
+    import openai
+
+    stalls: list[type[Exception]] = [openai.APITimeoutError, httpx2.TimeoutException]
+    breaks: list[type[Exception]] = [
+        openai.APIConnectionError,
+        httpx2.TransportError,
+        ssl.SSLError,
+        anyio.EndOfStream,
+    ]
+    legacy = sys.modules.get("httpx")  # the SDK takes a legacy httpx client, if one is loaded
+    if legacy is not None:
+        stalls.append(legacy.TimeoutException)
+        breaks.append(legacy.TransportError)
+    return tuple(stalls), tuple(breaks)
 
 
 def sdk_kwargs(method: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from parley.chat import ChatContext, ToolCall
 from parley.llm import LLM, LLMCapabilities, LLMChunk, Usage
 from parley.tools import FunctionTool
 
-from parley_openai._client import make_client, sdk_kwargs, within
+from parley_openai._client import make_client, mid_stream, sdk_kwargs, within
 from parley_openai._messages import to_messages
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ class OpenAILLM(LLM):
     ``timeout`` bounds each HTTP attempt (the SDK retries ``max_retries`` times with backoff,
     honouring ``Retry-After`` on 429); ``idle_timeout`` bounds the silence between two
     streamed chunks. ``include_usage=False`` is for servers that reject ``stream_options``.
+    Once the reply streams, a broken connection raises `parley.ProviderDisconnected` (the
+    SDK's error chained); the text already yielded stands.
     """
 
     capabilities = LLMCapabilities(streaming=True, tools=True)
@@ -88,18 +90,20 @@ class OpenAILLM(LLM):
         )
         calls = ToolCallAssembler()
         usage: Usage | None = None
+        what = f"OpenAI chat ({self.model})"
         try:
-            async for chunk in within(stream, self.idle_timeout, f"OpenAI chat ({self.model})"):
-                for text in _texts(chunk):
-                    yield LLMChunk(text=text)
-                for choice in chunk.choices:
-                    if choice.index == 0 and choice.delta.tool_calls:
-                        calls.add(choice.delta.tool_calls)
-                    if choice.index == 0 and choice.finish_reason and calls:
-                        yield LLMChunk(tool_calls=calls.finish())
-                if chunk.usage is not None:
-                    # Kept, not summed: some servers repeat a running total on every chunk.
-                    usage = _usage(chunk.usage)
+            with mid_stream(what):
+                async for chunk in within(stream, self.idle_timeout, what):
+                    for text in _texts(chunk):
+                        yield LLMChunk(text=text)
+                    for choice in chunk.choices:
+                        if choice.index == 0 and choice.delta.tool_calls:
+                            calls.add(choice.delta.tool_calls)
+                        if choice.index == 0 and choice.finish_reason and calls:
+                            yield LLMChunk(tool_calls=calls.finish())
+                    if chunk.usage is not None:
+                        # Kept, not summed: some servers repeat a running total on every chunk.
+                        usage = _usage(chunk.usage)
             if calls:
                 yield LLMChunk(tool_calls=calls.finish())
             if usage is not None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from parley.chat import ChatContext, ToolCall
+from parley.errors import ProviderDisconnected
 from parley.frames import AudioFrame
 from parley.llm import Usage
 from parley.realtime import Realtime, RealtimeCapabilities, RealtimeEvent, RealtimeSession
@@ -36,6 +37,7 @@ from parley_openai._messages import realtime_items, realtime_tools
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
+    from websockets.exceptions import ConnectionClosed
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ DEFAULT_VOICE = "marin"
 DEFAULT_TRANSCRIPTION_MODEL = "gpt-transcribe"
 SAMPLE_RATE = 24000  # audio/pcm in the Realtime API is always 24 kHz mono PCM16
 _MAX_RETRY_DELAY = 30.0
+# Close codes that end a session on purpose (bad request, bad data, policy): not a disconnect.
+_REFUSED_CLOSE = frozenset({1003, 1007, 1008})
 # Asking to cancel a response that has just finished: expected in a race, not a problem.
 _BENIGN_ERRORS = frozenset({"response_cancel_not_active"})
 
@@ -428,9 +432,7 @@ class OpenAIRealtimeSession(RealtimeSession):
                 await self._handle(json.loads(raw))
         except ConnectionClosed as exc:
             if not self._closed:
-                frame = exc.rcvd
-                why = f"code {frame.code} {frame.reason!r}" if frame else "no close frame"
-                await self._fail(ConnectionError(f"OpenAI Realtime connection lost ({why})"))
+                await self._fail(_lost(exc))
         except Exception as exc:  # reported, never lost with the task
             if isinstance(exc, TimeoutError) and scope.expired():
                 seconds = self.owner.idle_timeout
@@ -563,6 +565,23 @@ async def _expect(ws: ClientConnection, kind: str) -> dict[str, Any]:
             return dict(event)
         if event.get("type") == "error":
             raise RealtimeAPIError.from_event(event.get("error") or {})
+
+
+def _lost(exc: ConnectionClosed) -> Exception:
+    """The error a connection closed mid-session ends it with: `ProviderDisconnected` (the
+    close chained) unless the server closed it cleanly (1000) or refused to go on (1003,
+    1007, 1008), which stay a plain `ConnectionError`."""
+    from websockets.exceptions import ConnectionClosedOK
+
+    frame = exc.rcvd
+    why = f"code {frame.code} {frame.reason!r}" if frame else "no close frame"
+    code = frame.code if frame else 1006
+    if (isinstance(exc, ConnectionClosedOK) and code == 1000) or code in _REFUSED_CLOSE:
+        error: Exception = ConnectionError(f"OpenAI Realtime connection lost ({why})")
+    else:
+        error = ProviderDisconnected("OpenAI Realtime", f"connection lost ({why})", status=code)
+    error.__cause__ = exc
+    return error
 
 
 def _usage(usage: Mapping[str, Any] | None) -> Usage | None:

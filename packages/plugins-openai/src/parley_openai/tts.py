@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from parley.frames import AudioFrame
 from parley.tts import TTS, TTSCapabilities
 
-from parley_openai._client import make_client, sdk_kwargs, within
+from parley_openai._client import make_client, mid_stream, sdk_kwargs, within
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -25,7 +25,9 @@ class OpenAITTS(TTS):
 
     ``instructions`` steers the voice (tone, pace) on models that take it; ``speed`` is
     0.25-4.0. ``timeout`` bounds the wait for the response to start (each attempt; the SDK
-    retries ``max_retries`` times), ``idle_timeout`` the silence between two chunks.
+    retries ``max_retries`` times), ``idle_timeout`` the silence between two chunks. A
+    connection that breaks once audio flows raises `parley.ProviderDisconnected`; the frames
+    already yielded stand.
     """
 
     capabilities = TTSCapabilities(streaming=True, sample_rate=SAMPLE_RATE, channels=1)
@@ -89,14 +91,17 @@ class OpenAITTS(TTS):
             what = f"OpenAI speech ({self.model})"
             timestamp = 0.0
             carry = b""  # an odd trailing byte waits for its other half
-            async for chunk in within(response.iter_bytes(), self.idle_timeout, what):
-                data = carry + chunk
-                whole = len(data) - len(data) % 2
-                carry = data[whole:]
-                if whole:
-                    frame = AudioFrame.from_pcm16(data[:whole], SAMPLE_RATE, timestamp=timestamp)
-                    timestamp += frame.duration
-                    yield frame
+            with mid_stream(what):
+                async for chunk in within(response.iter_bytes(), self.idle_timeout, what):
+                    data = carry + chunk
+                    whole = len(data) - len(data) % 2
+                    carry = data[whole:]
+                    if whole:
+                        frame = AudioFrame.from_pcm16(
+                            data[:whole], SAMPLE_RATE, timestamp=timestamp
+                        )
+                        timestamp += frame.duration
+                        yield frame
 
     async def aclose(self) -> None:
         await self._client.close()
