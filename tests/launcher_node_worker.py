@@ -41,6 +41,7 @@ async def main(url: str, prefix: str, node_id: str, ttl: float, limit: int) -> N
     launcher = AgentLauncher(
         create_agent, join_call, registry=registry, max_sessions_per_call=limit,
         warm_up=False, drain_timeout=0.1,
+        maintenance_interval=3600,  # closes must come by publish/subscribe or heartbeat
     )  # fmt: skip
     await launcher.start()
     emit("ready", node_id=node_id)

@@ -27,7 +27,7 @@ GEMINI = "http://gemini.fake"
 QUESTION = "What is the weather in Oslo?"
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+async def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.01)
@@ -141,5 +141,5 @@ async def test_style_a_cloud_agent_answers_with_the_tool() -> None:
             assert session.metrics.stt_audio_seconds > 0.9
 
             await connection.close()
-            await asyncio.wait_for(task, 10)
+            await asyncio.wait_for(task, 30)
             assert session.state is SessionState.CLOSED

@@ -20,7 +20,9 @@ from parley.registry import SessionRegistry
 from parley_redis.testing import missing_redis, redis_server, shared_stores
 
 WORKER = Path(__file__).with_name("launcher_node_worker.py")
-TTL = 1.0
+# Each node heartbeats every TTL / 3: a loaded machine would have to stall a node for 2 s to
+# expire a live node's records.
+TTL = 3.0
 LIMIT = 3
 
 
@@ -100,14 +102,15 @@ async def test_two_launchers_share_limits_close_and_expiry(redis_url: str) -> No
             await b.send(op="request_close", call_id="own", session_id=victim)
             requested = await b.expect("request_close")
             assert requested["result"] is True
+            # Delivered by publish/subscribe or node A's next heartbeat: the worker's
+            # maintenance pass comes only once an hour, long after `expect` gives up.
             closed = await a.expect("closed")
             assert closed["session_id"] == victim
-            assert closed["at"] - requested["at"] < 5  # promptly, not at the next maintenance pass
 
             async def gone(call_id: str, session_id: str) -> bool:
                 return await observer.get(call_id, session_id) is None
 
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(30):
                 while not await gone("own", victim):
                     await asyncio.sleep(0.05)
 

@@ -13,7 +13,6 @@ Chromium is Debian's ``chromium``; the test skips without it and fails when ``CI
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import re
@@ -205,8 +204,11 @@ async def test_spoken_question_gets_a_spoken_answer_about_it(
             " && m.final !== false)"
         )
         reply: dict[str, Any] = await page.wait_for(reply_js, 45)
-        await page.wait_for("parley.remoteRms < 0.005", 10)
-        await asyncio.sleep(0.5)  # the reply's last packets may trail its data-channel message
+        await page.wait_for("parley.remoteRms < 0.005", 30)
+        # The reply's last packets may trail its data-channel message: keep recording until
+        # another second of audio has gone through the recorder (its clock, not the test's).
+        recorded = await page.evaluate("recorder.length")
+        await page.wait_for(f"recorder.length >= {recorded + RECORD_RATE}", 30)
         pcm = base64.b64decode(await page.evaluate("recorder.take()"))
         errors = await page.evaluate("parley.errors")
         latency = await page.evaluate(

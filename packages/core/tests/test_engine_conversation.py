@@ -34,7 +34,8 @@ class Rig:
     def of(self, kind: type) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]
 
-    async def until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Wait for state with no event to await; the deadline only catches hangs."""
         async with asyncio.timeout(timeout):
             while not predicate():
                 await asyncio.sleep(0.005)
@@ -124,7 +125,7 @@ async def test_barge_in_flushes_output_and_truncates_history(
     await rig.speak()
     output = rig.connection.audio_output
     await rig.until(lambda: rig.session.state is SessionState.SPEAKING)
-    await asyncio.sleep(0.6)  # let some of the reply play
+    await rig.until(lambda: output.seconds_played >= 0.6)  # let some of the reply play
     flushes_before = output.flush_count
     await rig.speak(0.5, 0.5)
     await rig.until(lambda: len(rig.of(AgentTurnEnded)) == 2)
@@ -143,19 +144,20 @@ async def test_barge_in_flushes_output_and_truncates_history(
 
 async def test_false_interruption_resumes_the_reply() -> None:
     reply = "This is the first sentence. This is the second sentence. And a third one here."
-    # manual-mode STT: the cough yields no transcript at all
+    # manual-mode STT: the cough yields no transcript at all. min_duration is far beyond the
+    # cough even if the loop stalls while its frames arrive (the duration timer is wall time).
     rig = await make_rig(
         script=None,
         replies=[reply],
-        interruption=InterruptionOptions(min_duration=0.5, false_interruption_timeout=0.3),
+        interruption=InterruptionOptions(min_duration=5.0, false_interruption_timeout=0.3),
     )
     handle = rig.session.generate_reply("talk")
     await rig.until(lambda: rig.session.state is SessionState.SPEAKING)
-    await asyncio.sleep(0.3)
+    await rig.until(lambda: rig.connection.audio_output.seconds_played >= 0.3)
     # a cough: shorter than min_duration, and the STT has nothing to transcribe for it
     await rig.connection.push_speech(0.1, realtime=True)
     await rig.connection.push_silence(0.6, realtime=True)
-    await asyncio.wait_for(handle.wait(), 10)
+    await asyncio.wait_for(handle.wait(), 30)
     assert not handle.interrupted
     assert rig.of(Interrupted) and rig.of(Interrupted)[0].false_interruption
     assert rig.session.metrics.false_interruptions == 1
@@ -269,7 +271,7 @@ async def test_tool_interrupted_mid_flight_is_never_spoken(
     llm = FakeLLM([Reply(tool_calls=[ToolCall("slow_lookup", "{}")]), "Okay, stopping."])
     rig = await make_rig(script=["look it up", "never mind"], replies=[], agent=agent, llm=llm)
     await rig.speak()
-    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(started.wait(), 30)
     await rig.speak(0.4, 0.5)
     await rig.until(lambda: len(rig.of(AgentTurnEnded)) == 2)
     assert cancelled.is_set()
@@ -324,24 +326,27 @@ async def test_hanging_llm_times_out_instead_of_hanging() -> None:
     errors: list[ErrorOccurred] = []
     session.events.subscribe(errors.append, ErrorOccurred)
     handle = session.generate_reply("hi")
-    await asyncio.wait_for(handle.wait(), 5)
+    await asyncio.wait_for(handle.wait(), 30)
     assert errors and isinstance(errors[0].error, TimeoutError)
     await session.close()
 
 
 async def test_wake_up_fires_after_silence_and_resets_on_speech() -> None:
-    rig = await make_rig(script=["hi"], replies=["Hello."], wake_up=0.3, realtime_playout=False)
+    # The wake-up period is long next to the moments when nobody speaks (before the VAD hears
+    # the user, between the end of speech and the reply), so a slow loop cannot fire it there.
+    wake_up = 1.0
+    rig = await make_rig(script=["hi"], replies=["Hello."], wake_up=wake_up, realtime_playout=False)
     fired: list[float] = []
     rig.session.on_wake_up = lambda: fired.append(asyncio.get_running_loop().time())
     # keep talking for longer than the wake-up period: it must not fire while the user speaks
-    await rig.connection.push_speech(0.5, realtime=True)
+    await rig.connection.push_speech(1.5 * wake_up, realtime=True)
     assert not fired
     await rig.connection.push_silence(0.5, realtime=True)  # past the VAD's silence hangover
     await rig.until(lambda: bool(rig.of(AgentTurnEnded)))
     assert not fired
-    await rig.until(lambda: bool(fired), timeout=2)
+    await rig.until(lambda: bool(fired))
     assert len(rig.of(WakeUp)) == 1
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(1.5 * wake_up)  # another period: still silent, but it fired already
     assert len(fired) == 1, "fires once per silence"
     await rig.session.close()
 

@@ -209,7 +209,7 @@ async def test_remote_close_ends_everything_and_leaves_no_task() -> None:
         await connection.close("user hung up")
         assert len(await reader) == 5  # the iteration ended
         await playout
-        await asyncio.wait_for(connection.wait_closed(), 1.0)
+        await asyncio.wait_for(connection.wait_closed(), 10)
         assert closed == [ConnectionClosed("user hung up")]
         assert connection.close_reason == "user hung up"
         await connection.leave()  # idempotent, no second event

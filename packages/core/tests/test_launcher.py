@@ -124,7 +124,7 @@ async def test_idle_timeout_counts_from_when_the_agent_is_alone() -> None:
         await asyncio.sleep(0.5)
         assert not session.closed, "a participant is on the call"
         await connection.remove_participant(connection.humans()[0].id)
-        await asyncio.wait_for(session.wait(), 2)
+        await asyncio.wait_for(session.wait(), 30)
         assert launcher.stats().running == 0
 
 
@@ -134,7 +134,7 @@ async def test_duration_limit_closes_the_session() -> None:
     )
     async with launcher:
         session = await launcher.start_session("long")
-        await asyncio.wait_for(session.wait(), 2)
+        await asyncio.wait_for(session.wait(), 30)
         assert await launcher.list_sessions("long") == []
 
 
@@ -147,7 +147,7 @@ async def test_stop_drains_then_closes_and_refuses_new_sessions() -> None:
     assert launcher.draining and not launcher.ready
     with pytest.raises(LauncherNotRunning, match="draining"):
         await launcher.start_session("late")
-    await asyncio.wait_for(stopping, 5)
+    await asyncio.wait_for(stopping, 30)
     assert session.state is SessionState.CLOSED
     with pytest.raises(LauncherNotRunning):
         await launcher.start_session("after")
@@ -159,7 +159,7 @@ async def test_request_close_reaches_the_session_through_the_registry() -> None:
         session = await launcher.start_session("rc")
         # as another node would: through the registry only
         assert await launcher.registry.request_close("rc", session.id)
-        await asyncio.wait_for(session.wait(), 2)
+        await asyncio.wait_for(session.wait(), 30)
         assert not await launcher.request_close_session("rc", "sess_unknown")
 
 

@@ -72,16 +72,18 @@ async def serving(runner: Runner, *, lifespan: bool = True) -> AsyncIterator[htt
             yield client
 
 
-async def eventually(check: Callable[[], Any], attempts: int = 200, pause: float = 0.02) -> None:
-    """Retry ``check`` (sync or async) until it stops raising AssertionError."""
-    for attempt in range(attempts):
+async def eventually(check: Callable[[], Any], within: float = 30.0, pause: float = 0.02) -> None:
+    """Retry ``check`` (sync or async) until it stops raising AssertionError; after
+    ``within`` seconds (a deadline that only catches a hang) its last error is raised."""
+    deadline = time.monotonic() + within
+    while True:
         try:
             result = check()
             if asyncio.iscoroutine(result):
                 await result
             return
         except AssertionError:
-            if attempt == attempts - 1:
+            if time.monotonic() >= deadline:
                 raise
             await asyncio.sleep(pause)
 

@@ -513,7 +513,7 @@ async def test_metrics_count_sessions_turns_latency_and_loop_lag() -> None:
             assert "parley_event_loop_lag_seconds_count" in text
             assert "parley_event_loop_lag_seconds_count 0.0" not in text
 
-        await eventually(turn_counted, attempts=300)
+        await eventually(turn_counted)
         text = await scraped()
         assert 'parley_sessions{state="' in text and "parley_sessions_started_total 1.0" in text
         assert "parley_ready 1.0" in text
