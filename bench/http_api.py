@@ -88,7 +88,7 @@ async def _user(base: str, index: int, iterations: int, health: int) -> dict[str
         for i in range(iterations):
             call = f"/calls/bench-{index}-{i}/sessions"
             began = time.perf_counter()
-            started = await client.post(call)
+            started = await client.post(call, json={})
             timings["start"].append(time.perf_counter() - began)
             if started.status_code != 201:
                 raise RuntimeError(f"POST {call}: {started.status_code} {started.text}")

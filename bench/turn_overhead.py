@@ -13,8 +13,15 @@ Every part is a zero-latency fake, so what is left is the engine's own cost:
   soxr, as on a real WebRTC edge), measured separately.
 
 Each reply is allowed to finish (the agent's turn ends) and the bench then idles 5 ms before
-the next turn, as a user would before speaking again. Baseline in the same run: a bare asyncio
-hand-off (``queue.put`` → ``get`` in another task → append a timestamp to a list).
+the next turn, as a user would before speaking again.
+
+Baseline in the same run, the floor the engine is held to (at most 2x its p50): a plain-asyncio
+pipeline doing the same work with the same fakes and Edge: one task reads the STT stream, adds
+the turn to a history, streams the LLM on a copy of it through the same sentence splitter into
+a queue; a second task synthesizes each sentence and writes its frames (resampled like the
+engine's playout when the Edge runs at 48 kHz). No policy, no events, no barge-in. Plain and
+engine turns alternate (one of each, then the next), so both see the same machine noise. A bare
+asyncio hand-off (``queue.put`` → ``get`` in another task) is printed too, for scale.
 
 Run: ``python bench/turn_overhead.py [--quick]``.
 """
@@ -24,15 +31,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from _common import Summary, bar, header, parse_args, start_session
+from parley.audio import AudioResampler
 from parley.chat import ChatContext
+from parley.edge import Call, User
 from parley.events import AgentTurnEnded, TurnMetricsReady
 from parley.llm import Usage
 from parley.metrics import TurnMetrics
 from parley.pipeline import CascadingPipeline
 from parley.testing import FakeLLM, FakeSTT, FakeTTS, InMemoryEdge, Reply, tokenize
+from parley.text import SentenceSplitter
 
 REPLY = (
     "It is sunny and warm in the city today. "
@@ -62,7 +73,12 @@ def _reply(_: ChatContext) -> Reply:
     return _REPLY
 
 
-async def engine_turns(output_rate: int, turns: int, warmup: int) -> EngineRun:
+Turn = Callable[[int], Awaitable[float]]  # runs turn N, returns final → first frame in ms
+
+
+async def engine_rig(
+    output_rate: int, run: EngineRun
+) -> tuple[Turn, Callable[[], Awaitable[None]]]:
     edge = InMemoryEdge(output_sample_rate=output_rate, realtime_playout=False, record_frames=False)
     stt = FakeSTT(turn_detection=True)
     pipeline = CascadingPipeline(
@@ -74,7 +90,6 @@ async def engine_turns(output_rate: int, turns: int, warmup: int) -> EngineRun:
     output = connection.audio_output
     stream = await stt.wait_for_stream()
     loop = asyncio.get_running_loop()
-    run = EngineRun(output_rate)
     ended: asyncio.Future[None] = loop.create_future()
 
     def on_ended(_: AgentTurnEnded) -> None:
@@ -83,23 +98,109 @@ async def engine_turns(output_rate: int, turns: int, warmup: int) -> EngineRun:
 
     session.events.subscribe(on_ended, AgentTurnEnded)
     session.events.subscribe(lambda e: run.turns.append(e.metrics), TurnMetricsReady)
+
+    async def turn(number: int) -> float:
+        nonlocal ended
+        ended = loop.create_future()
+        written = len(output.write_times)
+        emitted = len(stream.emitted)
+        await stream.say(f"question number {number}")
+        handed_over = stream.emitted[emitted].at  # the final transcript
+        await asyncio.wait_for(ended, 5.0)
+        run.frames_per_turn = len(output.write_times) - written
+        return (output.write_times[written] - handed_over) * 1000
+
+    return turn, session.close
+
+
+async def plain_rig(output_rate: int) -> tuple[Turn, Callable[[], Awaitable[None]]]:
+    """The same turns through a hand-written two-task asyncio pipeline (the floor)."""
+    edge = InMemoryEdge(output_sample_rate=output_rate, realtime_playout=False, record_frames=False)
+    connection = await edge.join(Call("default", f"plain-{output_rate}", edge), User())
+    output = connection.audio_output
+    stt = FakeSTT(turn_detection=True)
+    stream = stt.stream()
+    llm = FakeLLM(respond=_reply, tokens_per_second=0)
+    tts = FakeTTS(seconds_per_call=TTS_SECONDS_PER_SENTENCE, sample_rate=TTS_SAMPLE_RATE)
+    history = ChatContext()
+    sentences: asyncio.Queue[str | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+
+    async def think() -> None:
+        async for event in stream:
+            if event.type != "final" or not event.text:
+                continue
+            history.add("user", event.text)
+            splitter = SentenceSplitter()
+            reply = ""
+            async for chunk in llm.chat(history.copy(), []):
+                reply += chunk.text
+                for sentence in splitter.push(chunk.text):
+                    sentences.put_nowait(sentence)
+            for sentence in splitter.flush():
+                sentences.put_nowait(sentence)
+            history.add("assistant", reply)
+            sentences.put_nowait(None)
+
+    async def speak() -> None:
+        resampler: AudioResampler | None = None  # one filter per reply, drained at its end
+        while True:
+            sentence = await sentences.get()
+            if sentence is None:
+                for piece in resampler.flush() if resampler else []:
+                    await output.write(piece)
+                resampler = None
+                ended.set_result(None)
+                continue
+            if resampler is None and output_rate != TTS_SAMPLE_RATE:
+                resampler = AudioResampler(output_rate, 1, "int16")
+            async for frame in tts.synthesize(sentence):
+                for piece in resampler.push(frame) if resampler else [frame]:
+                    await output.write(piece)
+
+    tasks = [asyncio.create_task(think()), asyncio.create_task(speak())]
+
+    async def turn(number: int) -> float:
+        nonlocal ended
+        ended = loop.create_future()
+        written = len(output.write_times)
+        emitted = len(stream.emitted)
+        await stream.say(f"question number {number}")
+        handed_over = stream.emitted[emitted].at
+        await asyncio.wait_for(ended, 5.0)
+        await output.wait_for_playout()
+        return (output.write_times[written] - handed_over) * 1000
+
+    async def close() -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await connection.leave()
+
+    return turn, close
+
+
+async def paired_turns(output_rate: int, turns: int, warmup: int) -> tuple[list[float], EngineRun]:
+    """Plain and engine turns alternate, so both see the same machine noise."""
+    run = EngineRun(output_rate)
+    plain_turn, plain_close = await plain_rig(output_rate)
+    engine_turn, engine_close = await engine_rig(output_rate, run)
+    plain: list[float] = []
     try:
         for number in range(warmup + turns):
-            ended = loop.create_future()
-            written = len(output.write_times)
-            emitted = len(stream.emitted)
-            await stream.say(f"question number {number}")
-            handed_over = stream.emitted[emitted].at  # the final transcript
-            await asyncio.wait_for(ended, 5.0)
-            first_frame = output.write_times[written]
-            if number >= warmup:
-                run.overhead_ms.append((first_frame - handed_over) * 1000)
-                run.frames_per_turn = len(output.write_times) - written
+            plain_ms = await plain_turn(number)
             await asyncio.sleep(IDLE_BETWEEN_TURNS)
+            engine_ms = await engine_turn(number)
+            await asyncio.sleep(IDLE_BETWEEN_TURNS)
+            if number >= warmup:
+                plain.append(plain_ms)
+                run.overhead_ms.append(engine_ms)
     finally:
-        await session.close()
+        await engine_close()
+        await plain_close()
     run.turns = run.turns[warmup:]
-    return run
+    return plain, run
 
 
 async def bare_handoff(samples: int) -> list[float]:
@@ -149,27 +250,31 @@ async def main(quick: bool) -> None:
         "2 sentences at 0 s/token, TTS 200 ms of 24 kHz per sentence; each reply plays to its "
         f"end, then {IDLE_BETWEEN_TURNS * 1000:.0f} ms idle; gc enabled"
     )
-    baseline = Summary.of(await bare_handoff(turns))
-    print(f"   baseline bare asyncio hand-off    {baseline.line()}")
-    results: list[tuple[int, Summary]] = []
+    handoff = Summary.of(await bare_handoff(turns))
+    print(f"   bare asyncio hand-off (for scale) {handoff.line()}")
+    results: list[tuple[int, Summary, Summary]] = []
     for rate in (24000, 48000):
         gc.collect()
-        run = await engine_turns(rate, turns, warmup)
-        summary = Summary.of(run.overhead_ms)
-        results.append((rate, summary))
+        plain, run = await paired_turns(rate, turns, warmup)
+        floor = Summary.of(plain)
         label = "no resampling" if rate == TTS_SAMPLE_RATE else "resampled 24→48 kHz"
+        print(f"   plain asyncio, {rate // 1000} kHz ({label:<19s}) {floor.line()}")
+        summary = Summary.of(run.overhead_ms)
+        results.append((rate, summary, floor))
         print(f"   engine, Edge output {rate // 1000} kHz ({label:<19s}) {summary.line()}")
         print(f"      {_stage_line(run.turns)}; {run.frames_per_turn} frames/turn")
         head = Summary.of(run.overhead_ms[: turns // 4]).p50
         tail = Summary.of(run.overhead_ms[-(turns // 4) :]).p50
         print(f"      p50 of first vs last quarter of turns: {head:.3f} / {tail:.3f} ms")
-    for rate, summary in results:
+    for rate, summary, floor in results:
         print(f"   -- {rate // 1000} kHz output")
+        bar("engine p50 / plain asyncio p50", summary.p50 / floor.p50, 2.0, "x")
         bar("p50", summary.p50, 0.5, "ms")
         bar("p95", summary.p95, 1.0, "ms")
         print(
-            f"   (p99 {summary.p99:.3f} ms; engine p50 / bare hand-off p50 = "
-            f"{summary.p50 / baseline.p50:.1f}x)"
+            f"   (p99 {summary.p99:.3f} ms; engine p95 / plain asyncio p95 = "
+            f"{summary.p95 / floor.p95:.1f}x; engine p50 / bare hand-off p50 = "
+            f"{summary.p50 / handoff.p50:.1f}x)"
         )
 
 

@@ -207,9 +207,9 @@ class TimedFlow(ConversationFlow):
         timing = Round()
         self.rounds.append(timing)
         splitter = SentenceSplitter(
-            first_piece_words=getattr(self.session.pipeline, "first_piece_words", None)
-            if self.session
-            else None
+            first_piece_words=getattr(
+                getattr(self.session, "pipeline", None), "first_piece_words", None
+            )
         )
         async for chunk in stream:
             now = time.perf_counter()

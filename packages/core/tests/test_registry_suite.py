@@ -17,6 +17,7 @@ import pytest
 from parley.registry import SessionRegistry
 from parley.store import SessionStore, StoreUnavailable
 from parley.stores.memory import MemoryStore
+from parley.testing import until
 
 NewStore = Callable[[], SessionStore]
 MakeNode = Callable[..., Awaitable[SessionRegistry]]
@@ -90,14 +91,6 @@ class Closes:
                 await self._arrived.wait()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
-    """Poll the store until ``check`` passes (expiry has no event to wait on); the deadline
-    only catches a hang."""
-    async with asyncio.timeout(30):
-        while not await check():
-            await asyncio.sleep(0.05)
-
-
 def ids(records: Sequence[Any]) -> list[str]:
     return sorted(r.session_id for r in records)
 
@@ -129,14 +122,14 @@ async def test_register_update_get_list_release(make_node: MakeNode) -> None:
 
     await b.register("call", "s2")  # without reserve: still counted for the call
     await b.register("other", "s3")
-    assert ids(await a.list("call")) == ["s1", "s2"]
-    assert ids(await a.list()) == ["s1", "s2", "s3"]
+    assert ids(await a.list_sessions("call")) == ["s1", "s2"]
+    assert ids(await a.list_sessions()) == ["s1", "s2", "s3"]
     assert [r.session_id for r in a.local_sessions()] == ["s1"]
 
     await a.release("call", "s1")
     await a.release("call", "s1")  # idempotent
     assert await b.get("call", "s1") is None
-    assert ids(await b.list("call")) == ["s2"]
+    assert ids(await b.list_sessions("call")) == ["s2"]
     with pytest.raises(KeyError, match="not registered on this node"):
         await a.update("call", "s1", state="running")
 
@@ -154,7 +147,7 @@ async def test_limit_holds_exactly_under_a_concurrent_burst_across_nodes(
     for session_id in admitted:
         owner = nodes[int(session_id[1:]) % 2]
         await owner.register("hot", session_id, state="running")
-    assert ids(await nodes[0].list("hot")) == sorted(admitted)
+    assert ids(await nodes[0].list_sessions("hot")) == sorted(admitted)
     assert await nodes[1].reserve("hot", "late", limit=limit) is False
 
 
@@ -178,13 +171,13 @@ async def test_call_ids_are_never_patterns(make_node: MakeNode, tricky: str) -> 
     assert await a.reserve(tricky, "t1", limit=1) is True  # other calls' sessions don't count
     await a.register(tricky, "t1")
     assert await a.reserve(tricky, "t2", limit=1) is False
-    assert [(r.call_id, r.session_id) for r in await a.list(tricky)] == [(tricky, "t1")]
+    assert [(r.call_id, r.session_id) for r in await a.list_sessions(tricky)] == [(tricky, "t1")]
     assert await a.get(tricky, "n1") is None
     for call_id in neighbours:
-        assert [r.session_id for r in await a.list(call_id)] == ["n1"]
-    assert len(await a.list()) == len(neighbours) + 1
+        assert [r.session_id for r in await a.list_sessions(call_id)] == ["n1"]
+    assert len(await a.list_sessions()) == len(neighbours) + 1
     await a.release(tricky, "t1")
-    assert len(await a.list()) == len(neighbours)
+    assert len(await a.list_sessions()) == len(neighbours)
 
 
 async def test_nodes_are_listed_with_capacity_sessions_and_draining(make_node: MakeNode) -> None:
@@ -269,13 +262,13 @@ async def test_a_dead_nodes_records_expire_while_live_ones_stay(
     for session_id in ("d1", "d2"):
         assert await dead.reserve("call", session_id, limit=3) is True
         await dead.register("call", session_id, state="running")
-    assert ids(await live.list("call")) == ["d1", "d2", "l1"]
+    assert ids(await live.list_sessions("call")) == ["d1", "d2", "l1"]
 
     async def dead_gone() -> bool:
-        return ids(await live.list("call")) == ["l1"]
+        return ids(await live.list_sessions("call")) == ["l1"]
 
     # The dead node's records, written after l1, expire: l1 has outlived its first TTL.
-    await eventually(dead_gone)
+    await until(dead_gone)
     assert await live.get("call", "d1") is None
     assert [n.node_id for n in await live.list_nodes()] == ["node-live"]
     # The dead node's slots are free again.
@@ -289,8 +282,8 @@ async def test_a_dead_nodes_records_expire_while_live_ones_stay(
     async def another_ttl_passed() -> bool:
         return await clock.get("clock") is None
 
-    await eventually(another_ttl_passed)
-    assert ids(await live.list("call")) == ["l1"]
+    await until(another_ttl_passed)
+    assert ids(await live.list_sessions("call")) == ["l1"]
 
 
 class FlakyStore(SessionStore):
@@ -377,7 +370,7 @@ async def test_an_outage_degrades_clearly_and_recovers(
     assert await a.heartbeat() is False  # never raises
     assert a.healthy is False
     with pytest.raises(StoreUnavailable):
-        await a.list()
+        await a.list_sessions()
     assert "cannot reach its store" in caplog.text
     assert [r.session_id for r in a.local_sessions()] == ["s1"]  # the session keeps running
     assert closes.calls == []
@@ -386,7 +379,7 @@ async def test_an_outage_degrades_clearly_and_recovers(
     assert await a.heartbeat() is True
     assert [a.healthy] == [True]
     assert "reachable again" in caplog.text
-    assert ids(await b.list("call")) == ["s1"]
+    assert ids(await b.list_sessions("call")) == ["s1"]
 
 
 async def test_a_node_started_during_an_outage_catches_up(
@@ -422,13 +415,13 @@ async def test_records_are_rewritten_after_they_expired_in_an_outage(
     flaky.down = True
 
     async def expired() -> bool:
-        return await b.list("call") == []
+        return await b.list_sessions("call") == []
 
-    await eventually(expired)
+    await until(expired)
     assert await a.heartbeat() is False
     flaky.down = False
     assert await a.heartbeat() is True
-    assert ids(await b.list("call")) == ["s1"]
+    assert ids(await b.list_sessions("call")) == ["s1"]
     assert await b.reserve("call", "s2", limit=1) is False  # the slot is held again
 
 
@@ -438,7 +431,7 @@ async def test_stop_removes_the_nodes_records(make_node: MakeNode) -> None:
     await a.register("call", "s1")
     assert [n.node_id for n in await b.list_nodes()] == ["node-a", "node-b"]
     await a.stop()
-    assert await b.list() == []
+    assert await b.list_sessions() == []
     assert [n.node_id for n in await b.list_nodes()] == ["node-b"]
 
 

@@ -10,7 +10,8 @@ import parley_anthropic
 import pytest
 from packaging.requirements import Requirement
 from parley.plugins.registry import Registrar
-from parley_anthropic.llm import AnthropicLLM, MissingAPIKey
+from parley_anthropic import MissingAPIKey
+from parley_anthropic.llm import AnthropicLLM
 
 # The SDKs of the other provider plugins: installing parley-anthropic must pull none of them.
 OTHER_PROVIDER_SDKS = {"openai", "google-genai", "deepgram-sdk", "elevenlabs"}

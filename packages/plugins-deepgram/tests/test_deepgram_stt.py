@@ -10,7 +10,7 @@ import pytest
 from parley.errors import ProviderDisconnected, ProviderError
 from parley.plugins import resolve
 from parley.stt import STTEvent
-from parley.testing import silence_frames, tone_frames
+from parley.testing import silence_frames, tone_frames, until
 from parley_deepgram import DeepgramError
 from parley_deepgram.stt import DeepgramSTT, DeepgramSTTStream, _closed_error
 from parley_deepgram.testing import FakeDeepgram
@@ -48,12 +48,6 @@ async def read_into(stream: DeepgramSTTStream, seen: list[STTEvent]) -> None:
     async with asyncio.timeout(5.0):
         async for event in stream:
             seen.append(event)
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def test_nova_options_auth_and_turn_events() -> None:

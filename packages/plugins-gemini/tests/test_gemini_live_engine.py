@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from parley import Agent, AgentSession, RealtimePipeline
 from parley.edge import Call
 from parley.events import AgentTurnEnded, ToolCalled
-from parley.testing import InMemoryEdge
+from parley.testing import InMemoryEdge, until
 from parley_gemini.live import GeminiLive
 from parley_gemini.testing import FakeGeminiLive
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def test_voice_turn_with_a_tool_through_the_engine() -> None:

@@ -11,18 +11,12 @@ from parley import Agent, AgentSession
 from parley.edge import Call
 from parley.events import AgentTurnEnded, ToolCalled
 from parley.pipeline import RealtimePipeline
-from parley.testing import InMemoryEdge
+from parley.testing import InMemoryEdge, until
 
 
 def pcm(seconds: float) -> bytes:
     rng = np.random.default_rng(7)
     return (rng.uniform(-0.3, 0.3, int(seconds * 24000)) * 32767).astype("<i2").tobytes()
-
-
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 async def test_a_spoken_turn_with_a_tool_then_a_barge_in(realtime_server: Any) -> None:

@@ -10,25 +10,16 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from parley.registry import SessionRegistry
-from parley_redis.testing import missing_redis, redis_server, shared_stores
+from parley.testing import until
+from parley_redis.testing import shared_stores
 
 WORKER = Path(__file__).with_name("parley_redis_node_worker.py")
 TTL = 1.0
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    try:
-        with redis_server() as url:
-            yield url
-    except LookupError as exc:
-        missing_redis(str(exc))
 
 
 class NodeProcess:
@@ -78,13 +69,6 @@ class NodeProcess:
         await self.process.wait()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], within: float) -> None:
-    """Poll the store until ``check`` passes (expiry has no event to wait on)."""
-    async with asyncio.timeout(within):
-        while not await check():
-            await asyncio.sleep(0.1)
-
-
 @pytest.mark.parametrize("limit", [1, 4])
 async def test_two_node_processes_share_one_registry(redis_url: str, limit: int) -> None:
     async with shared_stores(redis_url) as new_store:
@@ -99,7 +83,8 @@ async def test_two_node_processes_share_one_registry(redis_url: str, limit: int)
                 await node.send(op="burst", call_id="hot", count=25, limit=limit, start_at=start_at)
             admitted = (await a.expect("burst"))["admitted"] + (await b.expect("burst"))["admitted"]
             assert len(admitted) == limit
-            assert sorted(r.session_id for r in await observer.list("hot")) == sorted(admitted)
+            listed = await observer.list_sessions("hot")
+            assert sorted(r.session_id for r in listed) == sorted(admitted)
 
             # Node B closes a session that runs on node A.
             await a.send(op="burst", call_id="own", count=1, limit=1, start_at=0)
@@ -110,17 +95,17 @@ async def test_two_node_processes_share_one_registry(redis_url: str, limit: int)
             assert (closed["call_id"], closed["session_id"]) == ("own", "node-a-0")
 
             # Killing node A's process makes its records expire; node B's stay.
-            assert "node-a" in {r.node_id for r in await observer.list()}
+            assert "node-a" in {r.node_id for r in await observer.list_sessions()}
             a.kill()
 
             async def node_a_gone() -> bool:
-                sessions = {r.node_id for r in await observer.list()}
+                sessions = {r.node_id for r in await observer.list_sessions()}
                 nodes = {n.node_id for n in await observer.list_nodes()}
                 return "node-a" not in sessions | nodes
 
-            await eventually(node_a_gone, within=10 * TTL)
+            await until(node_a_gone, 10 * TTL, interval=0.1)
             survivors = sorted(s for s in admitted if s.startswith("node-b"))
-            assert sorted(r.session_id for r in await observer.list("hot")) == survivors
+            assert sorted(r.session_id for r in await observer.list_sessions("hot")) == survivors
             assert [n.node_id for n in await observer.list_nodes()] == ["node-b"]
         finally:
             await a.close()

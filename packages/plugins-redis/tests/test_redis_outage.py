@@ -127,7 +127,7 @@ async def test_registry_degrades_during_an_outage_and_recovers(
             assert await b.heartbeat() is True
             assert (a.healthy, b.healthy) == (True, True)
             assert "reachable again" in caplog.text
-            assert sorted(r.session_id for r in await b.list("call")) == ["s0", "s1"]
+            assert sorted(r.session_id for r in await b.list_sessions("call")) == ["s0", "s1"]
             assert await b.reserve("call", "s2", limit=2) is False  # the slots are held again
 
             # Publish/subscribe resumes: node A never heartbeats from here on, so only a

@@ -17,6 +17,8 @@ _EXPORTS: dict[str, str] = {
     "SessionClosed": "parley.session",
     "SpeechHandle": "parley.speech",
     "ConversationFlow": "parley.flow",
+    "Pipeline": "parley.host",
+    "RunnerHost": "parley.host",
     "CascadingPipeline": "parley.pipeline",
     "RealtimePipeline": "parley.pipeline",
     "RealTimePipeline": "parley.pipeline",
@@ -122,6 +124,8 @@ if TYPE_CHECKING:
     from parley.flow import ConversationFlow as ConversationFlow
     from parley.frames import AudioFrame as AudioFrame
     from parley.frames import VideoFrame as VideoFrame
+    from parley.host import Pipeline as Pipeline
+    from parley.host import RunnerHost as RunnerHost
     from parley.job import (
         JobContext as JobContext,
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from parley.chat import ChatContext
 from parley.edge import Call, Edge, User
+from parley.host import Pipeline
 from parley.llm import LLM
 from parley.pipeline import CascadingPipeline, RealtimePipeline
 from parley.realtime import Realtime
@@ -83,8 +84,9 @@ class Agent:
         self.pipeline_options = dict(pipeline_options or {})
         self._mcp_tools: list[FunctionTool] = []
         self.session: AgentSession | None = None
-        self._session_id: str | None = None  # set by a launcher so its registry id is the session's
-        self._session_started = asyncio.Event()
+        # Set by a launcher so its registry id is the session's.
+        self.session_id: str | None = None
+        self.session_started = asyncio.Event()  # set by the session once `on_enter` is due
 
     @classmethod
     def local(
@@ -128,7 +130,7 @@ class Agent:
         tools.extend(self._mcp_tools)
         return tools
 
-    def default_pipeline(self) -> CascadingPipeline | RealtimePipeline:
+    def default_pipeline(self) -> Pipeline:
         if isinstance(self.llm, Realtime):
             return RealtimePipeline(self.llm, **self.pipeline_options)
         return CascadingPipeline(
@@ -140,7 +142,8 @@ class Agent:
             **self.pipeline_options,
         )
 
-    def _attach(self, session: AgentSession) -> None:
+    def attach(self, session: AgentSession) -> None:
+        """Bind this agent to ``session`` (`AgentSession` calls this; one session at a time)."""
         if self.session is not None and not self.session.closed:
             raise RuntimeError("this agent already runs in a session; create one agent per session")
         self.session = session

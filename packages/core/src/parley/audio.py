@@ -2,7 +2,8 @@
 
 `AudioResampler` keeps soxr's filter state across frames, so a stream resampled frame by frame
 sounds the same as the whole signal resampled at once. `AudioChunker` re-cuts a stream into
-frames of a fixed duration (what codecs, VADs and STT websockets want).
+frames of a fixed duration (what codecs, VADs and STT websockets want). `PCM16Stream` turns raw
+16-bit PCM arriving in network chunks of any size into frames.
 """
 
 from __future__ import annotations
@@ -169,4 +170,29 @@ class AudioChunker:
     def _frame(self, data: npt.NDArray[Any]) -> AudioFrame:
         frame = AudioFrame(data, self.sample_rate, self._timestamp or 0.0)
         self._timestamp = (self._timestamp or 0.0) + frame.duration
+        return frame
+
+
+class PCM16Stream:
+    """Frames from little-endian 16-bit PCM that arrives in chunks of any length (a TTS
+    response body): a sample split between two chunks waits for its other half, and the frames
+    are timestamped one after another from 0."""
+
+    def __init__(self, sample_rate: int, channels: int = 1) -> None:
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self._carry = b""
+        self._timestamp = 0.0
+
+    def push(self, chunk: bytes) -> AudioFrame | None:
+        """The whole samples received so far, as one frame; None while there are none."""
+        data = self._carry + chunk if self._carry else chunk
+        whole = len(data) - len(data) % (2 * self.channels)
+        self._carry = data[whole:]
+        if not whole:
+            return None
+        frame = AudioFrame.from_pcm16(
+            data[:whole], self.sample_rate, self.channels, self._timestamp
+        )
+        self._timestamp += frame.duration
         return frame

@@ -15,14 +15,13 @@ from parley.llm import LLMChunk
 from parley.tools import FunctionTool
 
 if TYPE_CHECKING:
-    from parley.agent import Agent
-    from parley.session import AgentSession
+    from parley.host import RunnerHost, SessionAgent
 
 
 class ConversationFlow:
-    def __init__(self, agent: Agent | None = None) -> None:
+    def __init__(self, agent: SessionAgent | None = None) -> None:
         self.agent = agent
-        self.session: AgentSession | None = None
+        self.session: RunnerHost | None = None  # the `AgentSession` running this flow
 
     async def on_turn_start(self, text: str) -> None:
         """The user finished a turn saying ``text``; called before the reply is generated."""
@@ -34,6 +33,7 @@ class ConversationFlow:
         self, ctx: ChatContext, tools: Sequence[FunctionTool], **options: Any
     ) -> AsyncIterator[LLMChunk]:
         """Produce the reply. The default streams the agent's LLM on ``ctx``."""
-        if self.session is None or self.session.llm is None:
+        llm = self.session.llm if self.session is not None else None
+        if llm is None:
             raise RuntimeError("ConversationFlow is not attached to a session with an LLM")
-        return self.session.llm.chat(ctx, tools, **options)
+        return llm.chat(ctx, tools, **options)

@@ -115,6 +115,11 @@ class JobContext:
     async def wait_for_shutdown(self) -> None:
         await self._shutdown.wait()
 
+    def end(self) -> None:
+        """Say the room is over (its session closed, or a signal came): `wait_for_shutdown`
+        returns; `shutdown` does the cleaning up."""
+        self._shutdown.set()
+
     async def shutdown(self) -> None:
         """Run shutdown callbacks, close sessions and leave the room. Idempotent."""
         if self._shutdown.is_set() and self.connection is None:
@@ -155,7 +160,7 @@ class WorkerJob:
         installed: list[signal.Signals] = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, ctx._shutdown.set)
+                loop.add_signal_handler(sig, ctx.end)
                 installed.append(sig)
             except (NotImplementedError, RuntimeError):  # not the main thread / platform
                 pass

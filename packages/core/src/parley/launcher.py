@@ -173,6 +173,11 @@ class AgentLauncher:
         except StoreUnavailable as exc:
             # Start anyway: the registry recovers when the store returns; /ready says not ready.
             logger.error("session store unreachable at start: %s", exc)
+        # Plugin discovery (entry points, pluggy, the plugins' entry modules) is one-time work
+        # every session needs for its lifecycle hooks: done here, the first call does not pay it.
+        from parley.plugins.manager import plugin_manager
+
+        await asyncio.to_thread(plugin_manager)
         if self.warm_up:
             await self._warm_up()
         self._running = True
@@ -281,8 +286,8 @@ class AgentLauncher:
         except Exception as exc:
             await self._record_failure(session_id, call_id, call_type, exc)
             raise SessionStartFailed(f"create_agent failed: {exc}") from exc
-        agent._session_id = session_id
-        started = agent._session_started
+        agent.session_id = session_id
+        started = agent.session_started
         task = asyncio.create_task(
             self._run(agent, call_id, call_type, params), name=f"parley-{session_id}"
         )
@@ -400,7 +405,7 @@ class AgentLauncher:
     async def list_sessions(self, call_id: str | None = None) -> list[SessionRecord]:
         if call_id is not None:
             validate_call_id(call_id)
-        return await self.registry.list(call_id)
+        return await self.registry.list_sessions(call_id)
 
     def stats(self) -> LauncherStats:
         by_state: dict[str, int] = {}

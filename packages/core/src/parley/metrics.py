@@ -62,8 +62,7 @@ class TurnMetrics:
 
         origin = self.end_of_speech if self.end_of_speech is not None else self.turn_committed
         return {
-            "turn": self.turn,
-            "turn_id": self.turn,
+            "turn_id": self.turn,  # the data channel's `turn_metrics` message field
             # offsets from the end of the user's speech (what the demo page's latency bar stacks)
             "first_token_ms": ms(_span(origin, self.llm_first_token)),
             "first_audio_ms": ms(_span(origin, self.tts_first_audio)),
@@ -98,8 +97,7 @@ class SessionMetrics:
     last_turn: dict[str, Any] = field(default_factory=dict)
 
     def add_turn(self, turn: TurnMetrics) -> None:
-        self.turns += 1
-        self.tool_calls += turn.tool_calls
+        self.turns += 1  # tool calls are counted as they run (`parley.tool_runner`)
         self.input_tokens += turn.input_tokens
         self.output_tokens += turn.output_tokens
         self.tts_characters += turn.tts_characters

@@ -3,14 +3,17 @@
 `CascadingPipeline` is STT → LLM → TTS (with optional VAD and turn detector);
 `RealtimePipeline` is one speech-to-speech model. Parts may be objects or spec strings
 (``"openai/gpt-4o-mini"``, ``"deepgram?model=nova-3"``, ``"local"``) resolved through the
-plugin registry when the session starts.
+plugin registry when the session starts. Any object with ``create_runner(host, connection)``
+is a pipeline (`parley.host.Pipeline`): a new kind is one module with its runner.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from parley.cascade import CascadingParts, CascadingRunner
+from parley.edge import Connection
+from parley.host import Pipeline, Runner, RunnerHost
 from parley.llm import LLM
 from parley.policy import InterruptionOptions, ProviderTimeouts, ToolOptions, TurnOptions
 from parley.realtime import Realtime
@@ -26,18 +29,6 @@ def _resolve(kind: str, part: Any) -> Any:
     from parley.plugins import resolve
 
     return resolve(kind, part)
-
-
-@dataclass(slots=True)
-class CascadingParts:
-    stt: STT
-    llm: LLM
-    tts: TTS
-    vad: VAD | None
-    turn_detector: TurnDetector | None
-
-    def all(self) -> list[Any]:
-        return [p for p in (self.vad, self.stt, self.llm, self.tts, self.turn_detector) if p]
 
 
 class CascadingPipeline:
@@ -101,6 +92,9 @@ class CascadingPipeline:
             raise TypeError(f"vad must be a VAD (or a spec string), got {vad!r}")
         return CascadingParts(stt, llm, tts, vad, turn_detector)
 
+    def create_runner(self, host: RunnerHost, connection: Connection) -> Runner:
+        return CascadingRunner(host, connection, self, self.build())
+
 
 class RealtimePipeline:
     def __init__(
@@ -120,6 +114,18 @@ class RealtimePipeline:
             raise TypeError(f"model must be a Realtime model (or a spec string), got {model!r}")
         return model
 
+    def create_runner(self, host: RunnerHost, connection: Connection) -> Runner:
+        from parley.realtime_runner import RealtimeRunner  # only realtime sessions load it
+
+        return RealtimeRunner(host, connection, self, self.build())
+
 
 RealTimePipeline = RealtimePipeline
-Pipeline = CascadingPipeline | RealtimePipeline
+
+__all__ = [
+    "CascadingParts",
+    "CascadingPipeline",
+    "Pipeline",
+    "RealTimePipeline",
+    "RealtimePipeline",
+]

@@ -31,26 +31,21 @@ class Playout:
         self._replay: list[AudioFrame] = []
         self.written = 0.0  # seconds of the current speech handed to the Edge and not flushed
 
-    @property
-    def current(self) -> SpeechHandle | None:
-        return self._handle
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    def begin(self, handle: SpeechHandle, source_rate: int | None = None) -> None:
-        """Make ``handle`` current. With ``source_rate`` (the TTS's rate) the resampler is
-        opened now, while the LLM thinks, instead of on the first-audio path."""
+    def begin(self, handle: SpeechHandle) -> None:
+        """Make ``handle`` current."""
         self._handle = handle
         self._resampler = None
-        if source_rate is not None and source_rate != self.output.sample_rate:
-            self._resampler = AudioResampler(self.output.sample_rate, self.output.channels, "int16")
-            self._resampler.prepare(source_rate)
         self._recent.clear()
         self._recent_seconds = 0.0
         self._replay = []
         self.written = 0.0
+
+    def prepare(self, source_rate: int) -> None:
+        """Open the resampler for audio at ``source_rate`` (the TTS's rate) ahead of the first
+        frame: call it while the LLM thinks, not on the first-audio path."""
+        if source_rate != self.output.sample_rate and self._resampler is None:
+            self._resampler = AudioResampler(self.output.sample_rate, self.output.channels, "int16")
+            self._resampler.prepare(source_rate)
 
     async def write(self, handle: SpeechHandle, frame: AudioFrame) -> bool:
         """Write a frame of ``handle``; False when the handle is no longer current."""

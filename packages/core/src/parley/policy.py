@@ -34,11 +34,13 @@ class InterruptionOptions:
     """Barge-in policy while the agent speaks.
 
     On user speech the agent pauses at once (its queued audio is flushed from the Edge). The
-    pause becomes an interruption when the user has spoken ``min_duration`` seconds or
-    ``min_words`` words. If neither happens within ``false_interruption_timeout`` seconds
-    after the user goes quiet, it was a false interruption (a cough, "mm-hm") and the agent
-    resumes where it stopped when ``resume_false_interruption`` is set (otherwise it stays
-    stopped). ``enabled=False`` makes the agent ignore the user while it speaks.
+    pause becomes an interruption as soon as either condition holds: the user has spoken
+    ``min_duration`` seconds, or the transcript has ``min_words`` words (``0``: no word
+    condition); a committed user turn confirms it too. If neither happens within
+    ``false_interruption_timeout`` seconds after the user goes quiet, it was a false
+    interruption (a cough, "mm-hm") and the agent resumes where it stopped when
+    ``resume_false_interruption`` is set (otherwise it stops). ``enabled=False`` makes the
+    agent ignore the user while it speaks. Both pipeline kinds apply it (`parley.barge_in`).
     """
 
     enabled: bool = True

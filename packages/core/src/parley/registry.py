@@ -19,7 +19,6 @@ Every node sharing a store should use the same ``ttl``.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import dataclasses
 import json
@@ -253,7 +252,7 @@ class SessionRegistry:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(StoreUnavailable):
-            for call_id, session_id in builtins.list(self._local):
+            for call_id, session_id in list(self._local):
                 await self.release(call_id, session_id)
             await self._io(self.store.delete(_node_key(self.node_id)))
 
@@ -397,13 +396,7 @@ class SessionRegistry:
         with contextlib.suppress(StoreUnavailable):
             await self._write_node()
 
-    async def set_capacity(self, capacity: int | None) -> None:
-        """Publish how many sessions this node accepts (None: unlimited)."""
-        self.capacity = capacity
-        with contextlib.suppress(StoreUnavailable):
-            await self._write_node()
-
-    def local_sessions(self) -> builtins.list[SessionRecord]:
+    def local_sessions(self) -> list[SessionRecord]:
         """The sessions this node has registered, from memory (works while the store is down)."""
         return [local.record for local in self._local.values() if local.record is not None]
 
@@ -432,7 +425,7 @@ class SessionRegistry:
         this node owns (they may have expired meanwhile).
         """
         try:
-            for local in builtins.list(self._local.values()):
+            for local in list(self._local.values()):
                 await self._refresh(local)
             await self._write_node()
             await self._check_close_markers()
@@ -477,7 +470,7 @@ class SessionRegistry:
         data = await self._io(self.store.get(_session_key(call_id, session_id)))
         return _decode(SessionRecord, data)
 
-    async def list(self, call_id: str | None = None) -> builtins.list[SessionRecord]:
+    async def list_sessions(self, call_id: str | None = None) -> list[SessionRecord]:
         """Every registered session (of ``call_id`` if given) on every node, oldest first."""
         if call_id is None:
             keys = await self._io(self.store.keys(_SESSIONS))
@@ -489,7 +482,7 @@ class SessionRegistry:
         records = [r for r in (_decode(SessionRecord, v) for v in values) if r is not None]
         return sorted(records, key=lambda r: (r.started_at, r.session_id))
 
-    async def list_nodes(self) -> builtins.list[NodeRecord]:
+    async def list_nodes(self) -> list[NodeRecord]:
         """Every live node (one that heartbeated within the TTL)."""
         values = await self._io(self.store.get_many(await self._io(self.store.keys(_NODES))))
         nodes = [n for n in (_decode(NodeRecord, v) for v in values) if n is not None]

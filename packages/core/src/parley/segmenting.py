@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from parley._lazy import np
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 from parley.audio import AudioResampler
 from parley.frames import AudioFrame
 from parley.stt import STT, BatchSTT, STTCapabilities, STTEvent, STTStream
-from parley.vad import VAD, VADStream
+from parley.vad import VAD, VADEvent, VADStream
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +111,13 @@ class _Timeline:
 
 
 class VADSegmentedStream(STTStream):
+    """One stream. ``on_vad`` receives every VAD event as it happens, in `push`: an engine that
+    needs speech start and end reads them here instead of running the same VAD again (one VAD
+    inference per frame, one clock)."""
+
     def __init__(self, owner: VADSegmentedSTT, language: str | None) -> None:
         super().__init__()
+        self.on_vad: Callable[[VADEvent], None] | None = None
         self._owner = owner
         self._language = language
         self._rate = owner.batch.sample_rate
@@ -131,6 +136,9 @@ class VADSegmentedStream(STTStream):
         if self._closed:
             raise RuntimeError("push() on a closed STT stream")
         events = self._vad.push(frame)
+        if events and self.on_vad is not None:
+            for event in events:
+                self.on_vad(event)
         for piece in self._to_stream_format(frame):
             self._timeline.append(piece.data[:, 0])
         now = self._timeline.end

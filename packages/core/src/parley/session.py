@@ -11,8 +11,8 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from parley.bus import EventBus
 from parley.chat import ChatContext
@@ -20,7 +20,6 @@ from parley.edge import (
     Connection,
     ConnectionClosed,
     DataReceived,
-    Participant,
     ParticipantJoined,
     ParticipantLeft,
 )
@@ -35,15 +34,11 @@ from parley.events import (
     WakeUp,
 )
 from parley.flow import ConversationFlow
-from parley.frames import AudioFrame
+from parley.host import Pipeline, Runner, SessionAgent
 from parley.llm import LLM
 from parley.metrics import SessionMetrics, TurnMetrics
-from parley.pipeline import CascadingPipeline, RealtimePipeline
 from parley.speech import SpeechHandle
 from parley.tools import FunctionTool
-
-if TYPE_CHECKING:
-    from parley.agent import Agent
 
 logger = logging.getLogger("parley.session")
 
@@ -52,22 +47,6 @@ _PART_CLOSE_TIMEOUT = 5.0
 
 class SessionClosed(RuntimeError):
     """The session is closed; it cannot speak or start again."""
-
-
-class _Runner(Protocol):
-    async def start(self) -> None: ...
-    async def push_audio(self, participant: Participant, frame: AudioFrame) -> None: ...
-    def user_text(self, text: str) -> None: ...
-    def say(self, handle: SpeechHandle, text: str) -> None: ...
-    def generate_reply(
-        self, handle: SpeechHandle, text: str | None, instructions: str | None
-    ) -> None: ...
-    def interrupt(self) -> None: ...
-    async def aclose(self) -> None: ...
-    @property
-    def busy(self) -> bool: ...
-    @property
-    def user_speaking(self) -> bool: ...
 
 
 class AgentSession:
@@ -80,16 +59,16 @@ class AgentSession:
 
     def __init__(
         self,
-        agent: Agent,
-        pipeline: CascadingPipeline | RealtimePipeline | None = None,
+        agent: SessionAgent,
+        pipeline: Pipeline | None = None,
         conversation_flow: ConversationFlow | None = None,
         wake_up: float | None = None,
     ) -> None:
         if wake_up is not None and wake_up <= 0:
             raise ValueError(f"wake_up must be a positive number of seconds, got {wake_up}")
-        self.id = agent._session_id or f"sess_{uuid.uuid4().hex[:12]}"
+        self.id = agent.session_id or f"sess_{uuid.uuid4().hex[:12]}"
         self.agent = agent
-        self.pipeline = pipeline if pipeline is not None else agent.default_pipeline()
+        self.pipeline: Pipeline = pipeline if pipeline is not None else agent.default_pipeline()
         self.flow = conversation_flow or ConversationFlow(agent)
         self.flow.session = self
         self.wake_up = wake_up
@@ -101,7 +80,7 @@ class AgentSession:
         self.started_at: float | None = None
         self.connection: Connection | None = None
         self.llm: LLM | None = None
-        self._runner: _Runner | None = None
+        self._runner: Runner | None = None
         self._parts: list[Any] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._io_tasks: list[asyncio.Task[Any]] = []
@@ -113,7 +92,7 @@ class AgentSession:
         self._wake_task: asyncio.Task[None] | None = None
         self._job: Any = None
         self._outbox: asyncio.Queue[dict[str, Any]] | None = None
-        agent._attach(self)
+        agent.attach(self)
 
     # --- properties ----------------------------------------------------------------------------
 
@@ -129,6 +108,10 @@ class AgentSession:
         if self.connection is None:
             raise RuntimeError("the session has no connection yet; call start() first")
         return self.connection
+
+    @property
+    def instructions(self) -> str:
+        return self.agent.instructions
 
     def tools(self) -> list[FunctionTool]:
         return self.agent.all_tools()
@@ -160,7 +143,7 @@ class AgentSession:
         try:
             await self._start_pipeline(connection)
         except BaseException as exc:
-            self._fail(exc)
+            self.fail(exc)
             await self.close()
             raise
         self.started_at = time.time()
@@ -183,33 +166,22 @@ class AgentSession:
         from parley.plugins import call_hook
 
         call_hook("session_started", session=self)
-        self._set_state(SessionState.LISTENING)
-        self._touch_activity()
+        self.set_state(SessionState.LISTENING)
+        self.touch_activity()
         if self.wake_up is not None:
             self._wake_task = asyncio.create_task(
                 self._wake_loop(self.wake_up), name="parley-wake-up"
             )
         if self.llm is not None:
             # The first turn waits for this only if it comes before priming is done.
-            self._spawn(self.llm.prepare(self.chat_ctx.copy(), self.tools()), "llm")
-        self.agent._session_started.set()
+            self.spawn(self.llm.prepare(self.chat_ctx.copy(), self.tools()), "llm")
+        self.agent.session_started.set()
         await self.agent.on_enter()
 
     async def _start_pipeline(self, connection: Connection) -> None:
-        pipeline = self.pipeline
-        if isinstance(pipeline, RealtimePipeline):
-            from parley.realtime_runner import RealtimeRunner
-
-            model = pipeline.build()
-            self._parts = [model]
-            runner: _Runner = RealtimeRunner(self, pipeline, model)
-        else:
-            parts = pipeline.build()
-            self._parts = parts.all()
-            self.llm = parts.llm
-            from parley.cascade import CascadingRunner
-
-            runner = CascadingRunner(self, pipeline, parts)
+        runner = self.pipeline.create_runner(self, connection)
+        self._parts = runner.parts
+        self.llm = runner.llm
         await asyncio.gather(*(part.warm_up() for part in self._parts if hasattr(part, "warm_up")))
         if self.agent.mcp_servers:
             await self.agent.load_mcp_tools()
@@ -225,14 +197,13 @@ class AgentSession:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._report_error("edge", exc, False)
-            self._fail(exc)
-            self._spawn(self.close(), "close")
+            self.report_error("edge", exc, False)
+            self.fail(exc)
+            self.close_soon()
 
     def _video_consumers(self) -> bool:
         runner = self._runner
-        wants_video = getattr(runner, "wants_video", False)
-        return bool(self.agent.processors) or bool(wants_video)
+        return bool(self.agent.processors) or (runner is not None and runner.wants_video)
 
     async def _video_loop(self, connection: Connection) -> None:
         """Frames to every processor (and a video-capable realtime model), one at a time:
@@ -240,16 +211,16 @@ class AgentSession:
         runner = self._runner
         processors = list(self.agent.processors)
         async for participant, frame in connection.video_input():
-            if runner is not None and getattr(runner, "wants_video", False):
+            if runner is not None and runner.wants_video:
                 try:
-                    await runner.push_video(participant, frame)  # type: ignore[attr-defined]
+                    await runner.push_video(participant, frame)
                 except Exception as exc:
-                    self._report_error("realtime", exc, True)
+                    self.report_error("realtime", exc, True)
             for processor in processors:
                 try:
                     await processor.process(frame, participant)
                 except Exception as exc:
-                    self._report_error("video", exc, True)
+                    self.report_error("video", exc, True)
 
     def _on_connection_event(self, event: object) -> None:
         if isinstance(event, DataReceived):
@@ -258,12 +229,12 @@ class AgentSession:
                 if self._runner is not None and not self._closing:
                     self._runner.user_text(message["text"])
             else:
-                self._emit(DataMessage(event.participant.id, message))
+                self.emit(DataMessage(event.participant.id, message))
         elif isinstance(event, ConnectionClosed):
             if not self._closing:
-                self._spawn(self.close(), "close")
+                self.close_soon()
         elif isinstance(event, ParticipantJoined | ParticipantLeft):
-            self._touch_activity()
+            self.touch_activity()
 
     async def wait(self) -> None:
         """Return when the session has closed."""
@@ -282,7 +253,7 @@ class AgentSession:
             return
         self._closing = True
         failed = self.state is SessionState.FAILED
-        self._set_state(SessionState.CLOSING)
+        self.set_state(SessionState.CLOSING)
         try:
             if self._wake_task is not None:
                 self._wake_task.cancel()
@@ -292,24 +263,24 @@ class AgentSession:
                 try:
                     await self.agent.on_exit()
                 except Exception as exc:
-                    self._report_error("agent", exc, False)
+                    self.report_error("agent", exc, False)
             await self._stop_io()
             if self.connection is not None:
                 try:
                     await self.connection.leave()
                 except Exception as exc:
-                    self._report_error("edge", exc, False)
+                    self.report_error("edge", exc, False)
             await self._close_parts()
             for processor in self.agent.processors:
                 try:
                     await processor.aclose()
                 except Exception as exc:
-                    self._report_error("video", exc, False)
+                    self.report_error("video", exc, False)
             for server in self.agent.mcp_servers:
                 try:
                     await server.aclose()
                 except Exception as exc:
-                    self._report_error("mcp", exc, False)
+                    self.report_error("mcp", exc, False)
             pending = [t for t in self._tasks if t is not asyncio.current_task()]
             for task in pending:
                 task.cancel()
@@ -318,11 +289,11 @@ class AgentSession:
 
             call_hook("session_ended", session=self)
         finally:
-            self._set_state(SessionState.FAILED if failed else SessionState.CLOSED)
+            self.set_state(SessionState.FAILED if failed else SessionState.CLOSED)
             await self.events.aclose()
             self._closed.set()
             if self._job is not None:
-                self._job._shutdown.set()  # the job's room is over when its session is
+                self._job.end()  # the job's room is over when its session is
 
     async def _stop_io(self) -> None:
         for task in self._io_tasks:
@@ -370,7 +341,7 @@ class AgentSession:
         if self._runner is not None:
             self._runner.interrupt()
 
-    def _require_runner(self) -> _Runner:
+    def _require_runner(self) -> Runner:
         if self._runner is None:
             if self._closing:
                 raise SessionClosed("the session is closed")
@@ -378,10 +349,6 @@ class AgentSession:
         return self._runner
 
     # --- wake-up -------------------------------------------------------------------------------
-
-    def _touch_activity(self) -> None:
-        self._last_activity = time.monotonic()
-        self._wake_armed = True
 
     async def _wake_loop(self, silence: float) -> None:
         while True:
@@ -397,19 +364,24 @@ class AgentSession:
                 continue
             self._wake_armed = False
             self._last_activity = time.monotonic()
-            self._emit(WakeUp(silence))
+            self.emit(WakeUp(silence))
             callback = self.on_wake_up
             if callback is not None:
                 try:
                     result = callback()
                     if inspect.isawaitable(result):
-                        self._spawn(result, "wake_up")
+                        self.spawn(result, "wake_up")
                 except Exception as exc:
-                    self._report_error("wake_up", exc, True)
+                    self.report_error("wake_up", exc, True)
 
-    # --- internal API for runners --------------------------------------------------------------
+    # --- host API (`parley.host.RunnerHost`): what the pipeline's runner calls ----------------
 
-    def _set_state(self, state: SessionState) -> None:
+    def touch_activity(self) -> None:
+        """Someone spoke: restart the wake-up silence count."""
+        self._last_activity = time.monotonic()
+        self._wake_armed = True
+
+    def set_state(self, state: SessionState) -> None:
         if state is self.state:
             return
         if self.state in (SessionState.CLOSED, SessionState.FAILED) or (
@@ -418,36 +390,41 @@ class AgentSession:
         ):
             return
         old, self.state = self.state, state
-        self._emit(StateChanged(old, state))
+        self.emit(StateChanged(old, state))
 
-    def _emit(self, event: SessionEvent) -> None:
+    def emit(self, event: SessionEvent) -> None:
         self.events.emit(event)
 
-    def _report_error(self, source: str, error: BaseException, recoverable: bool) -> None:
+    def report_error(self, source: str, error: BaseException, recoverable: bool) -> None:
         self.metrics.errors += 1
         logger.warning("session %s: %s error: %s", self.id, source, error, exc_info=error)
-        self._emit(ErrorOccurred(source, error, recoverable))
+        self.emit(ErrorOccurred(source, error, recoverable))
 
-    def _fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> None:
+        """A fatal error: the session ends in the FAILED state."""
         self.error = error
         if not self._closing:
-            self._set_state(SessionState.FAILED)
+            self.set_state(SessionState.FAILED)
 
-    def _turn_completed(self, turn: TurnMetrics) -> None:
+    def close_soon(self) -> None:
+        """Close in the background (from a callback that cannot await `close`)."""
+        self.spawn(self.close(), "close")
+
+    def turn_completed(self, turn: TurnMetrics) -> None:
         self.metrics.add_turn(turn)
-        self._emit(TurnMetricsReady(turn))
+        self.emit(TurnMetricsReady(turn))
         from parley.plugins import call_hook
 
         call_hook("turn_completed", session=self, metrics=turn)
 
-    def _spawn(self, awaitable: Awaitable[Any], what: str) -> None:
+    def spawn(self, awaitable: Awaitable[Any], what: str) -> None:
         async def guarded() -> None:
             try:
                 await awaitable
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._report_error(what, exc, True)
+                self.report_error(what, exc, True)
 
         task = asyncio.create_task(guarded(), name=f"parley-{what}")
         self._tasks.add(task)
@@ -485,6 +462,8 @@ class AgentSession:
     async def _send_loop(connection: Connection, outbox: asyncio.Queue[dict[str, Any]]) -> None:
         while True:
             message = await outbox.get()
+            # One loop pass later: a reply's first audio, woken in the same pass, goes first.
+            await asyncio.sleep(0)
             try:
                 await connection.send_data(message)
             except Exception as exc:
@@ -499,6 +478,3 @@ class AgentSession:
             "metrics": self.metrics.to_dict(),
             "error": repr(self.error) if self.error else None,
         }
-
-
-Coro = Coroutine[Any, Any, Any]

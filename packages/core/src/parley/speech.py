@@ -33,7 +33,8 @@ class SpeechHandle:
     def __await__(self) -> Generator[Any, None, None]:
         return self.wait().__await__()
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
+        """Mark the speech done (its runner calls this); awaiting it returns."""
         if not self._done.done():
             self._done.set_result(None)
 

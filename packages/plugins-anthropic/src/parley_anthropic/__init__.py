@@ -6,25 +6,29 @@ part is built. ``from parley.plugins import anthropic; llm = anthropic.LLM()``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from parley.plugins.hookspecs import hookimpl
+from parley.plugins.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from parley.plugins.registry import Registrar
+    from parley.providers import MissingAPIKey
 
-    from parley_anthropic.llm import AnthropicLLM, MissingAPIKey
+    from parley_anthropic.llm import AnthropicLLM
 
     LLM = AnthropicLLM
 
 PARLEY_API = 1
 
-_LAZY = {
-    "LLM": "parley_anthropic.llm:AnthropicLLM",
-    "AnthropicLLM": "parley_anthropic.llm:AnthropicLLM",
-    "MissingAPIKey": "parley_anthropic.llm:MissingAPIKey",
-}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "LLM": "parley_anthropic.llm:AnthropicLLM",
+        "AnthropicLLM": "parley_anthropic.llm:AnthropicLLM",
+        "MissingAPIKey": "parley.providers:MissingAPIKey",
+    },
+)
 
 __all__ = ["LLM", "PARLEY_API", "AnthropicLLM", "MissingAPIKey", "register_parts"]
 
@@ -39,11 +43,3 @@ def register_parts(register: Registrar) -> None:
         description="Anthropic Claude through the streaming Messages API, with tools",
         requires=("anthropic",),
     )
-
-
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from parley.chat import ChatContext, ToolCall
 from parley.errors import ProviderDisconnected
 from parley.llm import LLM, LLMCapabilities, LLMChunk, Usage
+from parley.providers import find_api_key
 from parley.tools import FunctionTool
 
 from parley_anthropic._messages import to_messages, to_system, to_tools
@@ -27,10 +28,6 @@ KEY_VARIABLE = "ANTHROPIC_API_KEY"
 BASE_URL_VARIABLE = "ANTHROPIC_BASE_URL"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 NO_KEY = "no-key"  # sent to a compatible server that wants none
-
-
-class MissingAPIKey(ValueError):
-    """No API key was passed and ``ANTHROPIC_API_KEY`` is not set."""
 
 
 class AnthropicLLM(LLM):
@@ -195,15 +192,13 @@ def _input_tokens(usage: Any) -> tuple[int, int]:
 
 
 def _api_key(api_key: str | None, base_url: str) -> str:
-    key = api_key or os.environ.get(KEY_VARIABLE)
-    if key:
-        return key
-    host = urlsplit(base_url).hostname or ""
-    if host != "api.anthropic.com":
-        return NO_KEY
-    raise MissingAPIKey(
-        f"anthropic.LLM needs an Anthropic API key: set the {KEY_VARIABLE} environment "
-        "variable or pass api_key=..."
+    if urlsplit(base_url).hostname != "api.anthropic.com":
+        return api_key or os.environ.get(KEY_VARIABLE) or NO_KEY
+    return find_api_key(
+        api_key,
+        KEY_VARIABLE,
+        part="anthropic.LLM",
+        signup="https://console.anthropic.com/settings/keys",
     )
 
 

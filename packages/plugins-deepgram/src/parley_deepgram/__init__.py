@@ -6,10 +6,10 @@ built. ``from parley.plugins import deepgram; stt = deepgram.STT(); tts = deepgr
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from parley.plugins.hookspecs import hookimpl
+from parley.plugins.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from parley.plugins.registry import Registrar
@@ -23,14 +23,17 @@ if TYPE_CHECKING:
 
 PARLEY_API = 1
 
-_LAZY = {
-    "DeepgramSTT": "parley_deepgram.stt:DeepgramSTT",
-    "DeepgramSTTStream": "parley_deepgram.stt:DeepgramSTTStream",
-    "STT": "parley_deepgram.stt:DeepgramSTT",
-    "DeepgramTTS": "parley_deepgram.tts:DeepgramTTS",
-    "TTS": "parley_deepgram.tts:DeepgramTTS",
-    "DeepgramError": "parley_deepgram.errors:DeepgramError",
-}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "DeepgramSTT": "parley_deepgram.stt:DeepgramSTT",
+        "DeepgramSTTStream": "parley_deepgram.stt:DeepgramSTTStream",
+        "STT": "parley_deepgram.stt:DeepgramSTT",
+        "DeepgramTTS": "parley_deepgram.tts:DeepgramTTS",
+        "TTS": "parley_deepgram.tts:DeepgramTTS",
+        "DeepgramError": "parley_deepgram.errors:DeepgramError",
+    },
+)
 
 __all__ = [
     "PARLEY_API",
@@ -69,11 +72,3 @@ def register_parts(register: Registrar) -> None:
         description="Deepgram Aura text-to-speech, streamed linear16 over HTTP",
         requires=("httpx",),
     )
-
-
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)

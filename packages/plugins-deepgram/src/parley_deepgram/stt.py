@@ -43,12 +43,12 @@ from urllib.parse import urlencode
 import websockets
 from parley.errors import ProviderDisconnected, ProviderError
 from parley.frames import AudioFrame
+from parley.providers import find_api_key, retry_delay, with_scheme
 from parley.stt import STT, STTCapabilities, STTEvent, STTStream
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 
-from parley_deepgram._net import api_key_from, http_error, retry_delay, with_scheme
-from parley_deepgram.errors import DeepgramError
+from parley_deepgram.errors import DeepgramError, http_error
 
 logger = logging.getLogger("parley.deepgram")
 
@@ -110,7 +110,9 @@ class DeepgramSTT(STT):
         if eager and not 0.3 <= eager <= 0.9:
             raise ValueError(f"eager_turn_detection threshold must be 0.3-0.9, got {eager}")
         self.model = model
-        self._key = api_key_from(api_key)
+        self._key = find_api_key(
+            api_key, "DEEPGRAM_API_KEY", part="Deepgram", signup="https://console.deepgram.com"
+        )
         self.base_url = with_scheme(base_url or DEFAULT_URL, "wss://", "ws://")
         self.language = language
         self.sample_rate = sample_rate

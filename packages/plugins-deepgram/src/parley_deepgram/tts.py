@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
 import httpx
+from parley.audio import PCM16Stream
 from parley.errors import ProviderDisconnected
 from parley.frames import AudioFrame
+from parley.providers import find_api_key, retry_delay, with_scheme
 from parley.tts import TTS, TTSCapabilities
 
-from parley_deepgram._net import api_key_from, http_error, retry_delay, with_scheme
-from parley_deepgram.errors import DeepgramError
+from parley_deepgram.errors import DeepgramError, http_error
 
 logger = logging.getLogger("parley.deepgram")
 
@@ -46,7 +47,9 @@ class DeepgramTTS(TTS):
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.model = model
-        self._key = api_key_from(api_key)
+        self._key = find_api_key(
+            api_key, "DEEPGRAM_API_KEY", part="Deepgram", signup="https://console.deepgram.com"
+        )
         self.base_url = with_scheme(base_url or DEFAULT_URL, "https://", "http://")
         self.sample_rate = sample_rate
         self.timeout = timeout
@@ -117,7 +120,7 @@ class DeepgramTTS(TTS):
 
     async def _frames(self, response: httpx.Response) -> AsyncIterator[AudioFrame]:
         chunks = response.aiter_bytes()
-        carry = b""  # an odd byte left over between chunks
+        pcm = PCM16Stream(self.sample_rate)
         while True:
             try:
                 async with asyncio.timeout(self.timeout):
@@ -134,11 +137,9 @@ class DeepgramTTS(TTS):
                 ) from exc
             except httpx.TransportError as exc:
                 raise ProviderDisconnected("Deepgram TTS", exc) from exc
-            data = carry + chunk
-            whole = len(data) - len(data) % 2
-            carry = data[whole:]
-            if whole:
-                yield AudioFrame.from_pcm16(data[:whole], self.sample_rate)
+            frame = pcm.push(chunk)
+            if frame is not None:
+                yield frame
 
     def _http_client(self) -> httpx.AsyncClient:
         """The HTTP client, opened on first use (again after `aclose`, so a part closed by

@@ -6,10 +6,10 @@ This module stays light: it registers the part; websockets and httpx load when i
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from parley.plugins.hookspecs import hookimpl
+from parley.plugins.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from parley.plugins.registry import Registrar
@@ -21,11 +21,14 @@ if TYPE_CHECKING:
 
 PARLEY_API = 1
 
-_LAZY = {
-    "ElevenLabsTTS": "parley_elevenlabs.tts:ElevenLabsTTS",
-    "TTS": "parley_elevenlabs.tts:ElevenLabsTTS",
-    "ElevenLabsError": "parley_elevenlabs.errors:ElevenLabsError",
-}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ElevenLabsTTS": "parley_elevenlabs.tts:ElevenLabsTTS",
+        "TTS": "parley_elevenlabs.tts:ElevenLabsTTS",
+        "ElevenLabsError": "parley_elevenlabs.errors:ElevenLabsError",
+    },
+)
 
 __all__ = ["PARLEY_API", "TTS", "ElevenLabsError", "ElevenLabsTTS", "register_parts"]
 
@@ -45,11 +48,3 @@ def register_parts(register: Registrar) -> None:
         description="ElevenLabs text-to-speech over the stream-input WebSocket, HTTP fallback",
         requires=("websockets", "httpx"),
     )
-
-
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)

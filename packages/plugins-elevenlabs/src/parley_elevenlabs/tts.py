@@ -28,15 +28,16 @@ from urllib.parse import urlencode
 
 import httpx
 import websockets
+from parley.audio import PCM16Stream
 from parley.errors import ProviderDisconnected
 from parley.frames import AudioFrame
+from parley.providers import find_api_key, retry_delay, with_scheme
 from parley.tts import TTS, TTSCapabilities
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 from websockets.protocol import State
 
-from parley_elevenlabs._net import api_key_from, http_error, retry_delay
-from parley_elevenlabs.errors import ElevenLabsError
+from parley_elevenlabs.errors import ElevenLabsError, http_error
 
 logger = logging.getLogger("parley.elevenlabs")
 
@@ -103,9 +104,14 @@ class ElevenLabsTTS(TTS):
             raise ValueError(f"transport must be 'websocket' or 'http', got {transport!r}")
         self.voice = voice
         self.model = model
-        self._key = api_key_from(api_key)
+        self._key = find_api_key(
+            api_key,
+            "ELEVENLABS_API_KEY",
+            part="ElevenLabs",
+            signup="https://elevenlabs.io/app/settings/api-keys",
+        )
         self.base_url = (base_url or DEFAULT_URL).rstrip("/")
-        self.ws_url = (ws_url or _ws_base(self.base_url)).rstrip("/")
+        self.ws_url = (ws_url or with_scheme(self.base_url, "wss://", "ws://")).rstrip("/")
         self.sample_rate = sample_rate
         self.language = language
         self.transport = transport
@@ -224,6 +230,7 @@ class ElevenLabsTTS(TTS):
     async def _socket(self, text: str) -> AsyncIterator[AudioFrame]:
         ws = await self._take_socket()
         self._open_spare()
+        pcm = PCM16Stream(self.sample_rate)
         try:
             await ws.send(json.dumps(self.begin_message()))
             await ws.send(json.dumps({"text": text.strip() + " ", "flush": True}))
@@ -240,10 +247,9 @@ class ElevenLabsTTS(TTS):
                     raise ElevenLabsError(
                         f"ElevenLabs refused the stream: {detail}", status=message.get("code")
                     )
-                if message.get("audio"):
-                    pcm = base64.b64decode(message["audio"])
-                    if len(pcm) >= 2:
-                        yield AudioFrame.from_pcm16(pcm[: len(pcm) // 2 * 2], self.sample_rate)
+                frame = pcm.push(base64.b64decode(message.get("audio") or ""))
+                if frame is not None:
+                    yield frame
                 if message.get("isFinal"):
                     return
         except ConnectionClosedOK:
@@ -319,7 +325,7 @@ class ElevenLabsTTS(TTS):
 
     async def _frames(self, response: httpx.Response) -> AsyncIterator[AudioFrame]:
         chunks = response.aiter_bytes()
-        carry = b""
+        pcm = PCM16Stream(self.sample_rate)
         while True:
             try:
                 async with asyncio.timeout(self.timeout):
@@ -337,11 +343,9 @@ class ElevenLabsTTS(TTS):
             except httpx.TransportError as exc:
                 detail = f"HTTP stream: {str(exc) or type(exc).__name__}"
                 raise ProviderDisconnected("ElevenLabs", detail) from exc
-            data = carry + chunk
-            whole = len(data) - len(data) % 2
-            carry = data[whole:]
-            if whole:
-                yield AudioFrame.from_pcm16(data[:whole], self.sample_rate)
+            frame = pcm.push(chunk)
+            if frame is not None:
+                yield frame
 
     async def _drop_spare(self) -> None:
         spare, self._spare = self._spare, None
@@ -369,13 +373,6 @@ async def _close_spare(spare: asyncio.Task[ClientConnection]) -> None:
     except (asyncio.CancelledError, ElevenLabsError, _SocketFailure):
         return
     await ws.close()
-
-
-def _ws_base(base_url: str) -> str:
-    for http, ws in (("https://", "wss://"), ("http://", "ws://")):
-        if base_url.startswith(http):
-            return ws + base_url[len(http) :]
-    return base_url
 
 
 def _voice_settings(**settings: float | bool | None) -> dict[str, float | bool]:

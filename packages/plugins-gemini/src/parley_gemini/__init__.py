@@ -6,10 +6,10 @@ is built. ``from parley.plugins import gemini; llm = gemini.LLM("gemini-2.5-flas
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from parley.plugins.hookspecs import hookimpl
+from parley.plugins.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from parley.plugins.registry import Registrar
@@ -24,15 +24,18 @@ if TYPE_CHECKING:
 
 PARLEY_API = 1
 
-_LAZY = {
-    "GeminiLLM": "parley_gemini.llm:GeminiLLM",
-    "LLM": "parley_gemini.llm:GeminiLLM",
-    "GeminiLive": "parley_gemini.live:GeminiLive",
-    "GeminiLiveSession": "parley_gemini.live:GeminiLiveSession",
-    "Live": "parley_gemini.live:GeminiLive",
-    "Realtime": "parley_gemini.live:GeminiLive",
-    "GeminiError": "parley_gemini.errors:GeminiError",
-}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "GeminiLLM": "parley_gemini.llm:GeminiLLM",
+        "LLM": "parley_gemini.llm:GeminiLLM",
+        "GeminiLive": "parley_gemini.live:GeminiLive",
+        "GeminiLiveSession": "parley_gemini.live:GeminiLiveSession",
+        "Live": "parley_gemini.live:GeminiLive",
+        "Realtime": "parley_gemini.live:GeminiLive",
+        "GeminiError": "parley_gemini.errors:GeminiError",
+    },
+)
 
 __all__ = [
     "LLM",
@@ -77,11 +80,3 @@ def register_parts(register: Registrar) -> None:
         description="Gemini Live (BidiGenerateContent WebSocket): audio and video in, audio out",
         requires=("websockets", "PIL"),
     )
-
-
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)

@@ -25,14 +25,14 @@ from parley.chat import ChatContext, ToolCall
 from parley.errors import ProviderDisconnected, ProviderError
 from parley.frames import AudioFrame, VideoFrame
 from parley.llm import Usage
+from parley.providers import with_scheme
 from parley.realtime import Realtime, RealtimeCapabilities, RealtimeEvent, RealtimeSession
 from parley.tools import FunctionTool
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 
 from parley_gemini._convert import function_declarations, jpeg_bytes
-from parley_gemini._net import api_key_from, http_error, retry_delay
-from parley_gemini.errors import GeminiError
+from parley_gemini.errors import GeminiError, api_key_from, http_error, retry_delay
 
 logger = logging.getLogger("parley.gemini")
 
@@ -373,10 +373,7 @@ class GeminiLiveSession(RealtimeSession):
 
 
 def _live_url(base_url: str) -> str:
-    url = base_url.rstrip("/")
-    for http, ws in (("https://", "wss://"), ("http://", "ws://")):
-        if url.startswith(http):
-            url = ws + url[len(http) :]
+    url = with_scheme(base_url, "wss://", "ws://")
     return url if "/ws/" in url else url + LIVE_PATH
 
 

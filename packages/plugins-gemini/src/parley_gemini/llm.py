@@ -23,8 +23,7 @@ from parley.llm import LLM, LLMCapabilities, LLMChunk, Usage
 from parley.tools import FunctionTool
 
 from parley_gemini._convert import contents, function_declarations
-from parley_gemini._net import api_key_from, http_error, retry_delay
-from parley_gemini.errors import GeminiError
+from parley_gemini.errors import GeminiError, api_key_from, http_error, retry_delay
 
 logger = logging.getLogger("parley.gemini")
 

@@ -6,9 +6,10 @@ lazily, so listing plugins never imports llama-cpp-python.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from parley.plugins.hookspecs import hookimpl
+from parley.plugins.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from parley.plugins.registry import Registrar
@@ -21,7 +22,10 @@ PARLEY_API = 1
 
 __all__ = ["LLM", "PARLEY_API", "LlamaCppLLM"]
 
-_LAZY = {"LLM": "LlamaCppLLM", "LlamaCppLLM": "LlamaCppLLM"}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"LLM": "parley_llamacpp.llm:LlamaCppLLM", "LlamaCppLLM": "parley_llamacpp.llm:LlamaCppLLM"},
+)
 
 
 @hookimpl
@@ -36,11 +40,3 @@ def register_parts(register: Registrar) -> None:
     )
     # SmolLM2-135M copies its own earlier answers: the zero-key default sends the question alone.
     register.preset("local", "llm", "llamacpp?history_turns=0")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from parley_llamacpp import llm
-
-        return getattr(llm, _LAZY[name])
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

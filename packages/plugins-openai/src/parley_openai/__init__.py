@@ -6,15 +6,15 @@ imported when a part is built. ``from parley.plugins import openai; llm = openai
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from parley.plugins.hookspecs import hookimpl
+from parley.plugins.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from parley.plugins.registry import Registrar
+    from parley.providers import MissingAPIKey
 
-    from parley_openai._client import MissingAPIKey
     from parley_openai.llm import OpenAILLM
     from parley_openai.realtime import OpenAIRealtime, OpenAIRealtimeSession
     from parley_openai.stt import OpenAISTT
@@ -27,18 +27,21 @@ if TYPE_CHECKING:
 
 PARLEY_API = 1
 
-_LAZY = {
-    "LLM": "parley_openai.llm:OpenAILLM",
-    "OpenAILLM": "parley_openai.llm:OpenAILLM",
-    "STT": "parley_openai.stt:OpenAISTT",
-    "OpenAISTT": "parley_openai.stt:OpenAISTT",
-    "TTS": "parley_openai.tts:OpenAITTS",
-    "OpenAITTS": "parley_openai.tts:OpenAITTS",
-    "Realtime": "parley_openai.realtime:OpenAIRealtime",
-    "OpenAIRealtime": "parley_openai.realtime:OpenAIRealtime",
-    "OpenAIRealtimeSession": "parley_openai.realtime:OpenAIRealtimeSession",
-    "MissingAPIKey": "parley_openai._client:MissingAPIKey",
-}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "LLM": "parley_openai.llm:OpenAILLM",
+        "OpenAILLM": "parley_openai.llm:OpenAILLM",
+        "STT": "parley_openai.stt:OpenAISTT",
+        "OpenAISTT": "parley_openai.stt:OpenAISTT",
+        "TTS": "parley_openai.tts:OpenAITTS",
+        "OpenAITTS": "parley_openai.tts:OpenAITTS",
+        "Realtime": "parley_openai.realtime:OpenAIRealtime",
+        "OpenAIRealtime": "parley_openai.realtime:OpenAIRealtime",
+        "OpenAIRealtimeSession": "parley_openai.realtime:OpenAIRealtimeSession",
+        "MissingAPIKey": "parley.providers:MissingAPIKey",
+    },
+)
 
 __all__ = [
     "LLM",
@@ -93,11 +96,3 @@ def register_parts(register: Registrar) -> None:
         "Parley's, tools, interruption with truncation",
         requires=("websockets",),
     )
-
-
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)

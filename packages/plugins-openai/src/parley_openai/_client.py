@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from parley.errors import ProviderDisconnected
+from parley.providers import find_api_key
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -27,10 +28,6 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 NO_KEY = "no-key"
 
 
-class MissingAPIKey(ValueError):
-    """No API key was passed and the environment variable is not set."""
-
-
 def resolve_base_url(base_url: str | None) -> str:
     return (base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL).rstrip("/")
 
@@ -41,15 +38,15 @@ def resolve_api_key(api_key: str | None, base_url: str, part: str) -> str:
     OpenAI itself needs one, so its absence fails here rather than as a 401 mid-call; another
     (OpenAI-compatible) server may need none, and then a placeholder is sent.
     """
-    key = api_key or os.environ.get(KEY_VARIABLE)
-    if key:
-        return key
     if not is_openai(base_url):
-        return NO_KEY
-    raise MissingAPIKey(
-        f"{part} needs an OpenAI API key: set the {KEY_VARIABLE} environment variable or pass "
-        "api_key=...; for an OpenAI-compatible server that needs no key (Ollama, vLLM, "
-        "llama.cpp) pass its base_url=..."
+        return api_key or os.environ.get(KEY_VARIABLE) or NO_KEY
+    return find_api_key(
+        api_key,
+        KEY_VARIABLE,
+        part=part,
+        hint="for an OpenAI-compatible server that needs no key (Ollama, vLLM, llama.cpp) "
+        "pass its base_url=...",
+        signup="https://platform.openai.com/api-keys",
     )
 
 

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from parley.audio import PCM16Stream
 from parley.frames import AudioFrame
 from parley.tts import TTS, TTSCapabilities
 
@@ -89,18 +90,11 @@ class OpenAITTS(TTS):
                     ) from exc
                 raise
             what = f"OpenAI speech ({self.model})"
-            timestamp = 0.0
-            carry = b""  # an odd trailing byte waits for its other half
+            pcm = PCM16Stream(SAMPLE_RATE)
             with mid_stream(what):
                 async for chunk in within(response.iter_bytes(), self.idle_timeout, what):
-                    data = carry + chunk
-                    whole = len(data) - len(data) % 2
-                    carry = data[whole:]
-                    if whole:
-                        frame = AudioFrame.from_pcm16(
-                            data[:whole], SAMPLE_RATE, timestamp=timestamp
-                        )
-                        timestamp += frame.duration
+                    frame = pcm.push(chunk)
+                    if frame is not None:
                         yield frame
 
     async def aclose(self) -> None:

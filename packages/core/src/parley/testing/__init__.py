@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from parley.testing.tasks import no_leaked_tasks
     from parley.testing.tts import FakeTTS, TTSCall
     from parley.testing.vad import FakeVAD, FakeVADStream
+    from parley.testing.waiting import until
 
 _WHERE = {
     "DEFAULT_USER": "edge",
@@ -61,6 +62,7 @@ _WHERE = {
     "no_leaked_tasks": "tasks",
     "FakeVAD": "vad",
     "FakeVADStream": "vad",
+    "until": "waiting",
 }
 
 __all__ = [
@@ -90,6 +92,7 @@ __all__ = [
     "tone",
     "tone_frames",
     "tool_call",
+    "until",
 ]
 
 

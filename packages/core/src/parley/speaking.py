@@ -1,0 +1,332 @@
+"""The cascading engine's speaking side: an utterance's text from the LLM (with tool rounds),
+sentence by sentence through the TTS to the playout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from parley.chat import ChatMessage, ToolCall
+from parley.events import AgentTurnEnded, AgentTurnStarted, SessionState, Transcript
+from parley.heard import SpeakingRate, SpokenPiece, heard_text
+from parley.host import RunnerHost
+from parley.metrics import TurnMetrics
+from parley.playout import Playout
+from parley.policy import ProviderTimeouts, ToolOptions
+from parley.speech import SpeechHandle
+from parley.text import SentenceSplitter
+from parley.tool_runner import run_tool_calls
+from parley.tts import TTS
+
+
+class CascadingSettings(Protocol):
+    """The `CascadingPipeline` options the speaking side reads."""
+
+    @property
+    def timeouts(self) -> ProviderTimeouts: ...
+    @property
+    def tool_options(self) -> ToolOptions: ...
+    @property
+    def max_history(self) -> int | None: ...
+    @property
+    def first_piece_words(self) -> int | None: ...
+
+
+@dataclass(slots=True)
+class Utterance:
+    """A scheduled utterance: fixed text (`say`) or an LLM reply."""
+
+    handle: SpeechHandle
+    produce: Callable[[asyncio.Queue[str | None]], Awaitable[None]]
+    turn: TurnMetrics | None = None
+    pieces: list[SpokenPiece] = field(default_factory=list)
+    final_round_start: int = 0  # index in pieces where the last LLM round began
+    task: asyncio.Task[None] | None = None
+
+
+class Speaker:
+    """Speaks utterances one at a time, in order, and ends them (played or interrupted)."""
+
+    def __init__(
+        self, host: RunnerHost, settings: CascadingSettings, tts: TTS, playout: Playout
+    ) -> None:
+        self.host = host
+        self.settings = settings
+        self.tts = tts
+        self.playout = playout
+        self.current: Utterance | None = None
+        self.closed = False
+        self.rate = SpeakingRate()
+        self._queue: deque[Utterance] = deque()
+        self._active: asyncio.Task[None] | None = None  # the running utterance's task
+
+    @property
+    def busy(self) -> bool:
+        return self.current is not None or bool(self._queue)
+
+    def schedule(self, speech: Utterance) -> None:
+        # Start at once when idle: one task hop from a committed turn to the LLM.
+        self._queue.append(speech)
+        if self._active is None:
+            self._start_next()
+
+    def drop_queued(self) -> None:
+        """Drop the queued interruptible utterances (the user barged in)."""
+        kept: deque[Utterance] = deque()
+        for queued in self._queue:
+            if queued.handle.interruptible:
+                queued.handle.interrupted = True
+                queued.handle.finish()
+            else:
+                kept.append(queued)
+        self._queue = kept
+
+    def stop(self, speech: Utterance) -> None:
+        """Interrupt ``speech`` now; the history keeps what the user heard of it."""
+        played = self.playout.stop(speech.handle)
+        if speech.task is not None and not speech.task.done():
+            speech.task.cancel()
+        self._finish(speech, interrupted=True, played=played)
+
+    async def aclose(self) -> None:
+        self.closed = True
+        if self.current is not None:
+            self.stop(self.current)
+        while self._queue:
+            self._queue.popleft().handle.finish()
+        active = self._active
+        if active is not None:
+            active.cancel()
+            await asyncio.gather(active, return_exceptions=True)
+
+    def _start_next(self, _done: object = None) -> None:
+        self._active = None
+        while self._queue and not self.closed:
+            speech = self._queue.popleft()
+            if speech.handle.done:
+                continue
+            self.current = speech
+            speech.task = self._active = asyncio.create_task(
+                self._run(speech), name=f"parley-{speech.handle.id}"
+            )
+            speech.task.add_done_callback(self._start_next)
+            return
+
+    async def _run(self, speech: Utterance) -> None:
+        host = self.host
+        handle = speech.handle
+        host.set_state(SessionState.THINKING if speech.turn else SessionState.SPEAKING)
+        self.playout.begin(handle)
+        host.emit(AgentTurnStarted(handle.id))
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=16)
+        try:
+            # The text is produced in this task and spoken in another; a TTS failure cancels
+            # the production.
+            async with asyncio.TaskGroup() as group:
+                speaking = group.create_task(self.speak(speech, queue))
+                await self._produce(speech, queue)
+            finished = speaking.result()
+        except* Exception as errors:
+            host.report_error("tts", errors.exceptions[0], True)
+            finished = True
+        if self.current is speech and not handle.done:
+            self._finish(speech, interrupted=not finished)
+
+    async def _produce(self, speech: Utterance, queue: asyncio.Queue[str | None]) -> None:
+        try:
+            await speech.produce(queue)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            source = "flow" if speech.turn else "say"
+            self.host.report_error(getattr(exc, "parley_source", source), exc, True)
+        finally:
+            # Wake the speaker even if the queue is full of unspoken text.
+            while True:
+                try:
+                    queue.put_nowait(None)
+                    break
+                except asyncio.QueueFull:
+                    queue.get_nowait()
+
+    def _finish(self, speech: Utterance, *, interrupted: bool, played: float | None = None) -> None:
+        handle = speech.handle
+        if handle.done:
+            return
+        if played is None and not interrupted:
+            self.playout.release(handle)
+        host = self.host
+        handle.interrupted = interrupted
+        pieces = speech.pieces[speech.final_round_start :] if speech.turn else speech.pieces
+        if interrupted:
+            heard = heard_text(pieces, played or 0.0, self.rate.seconds_per_character)
+        else:
+            heard = " ".join(p.text for p in pieces)
+        handle.heard_text = heard
+        if handle.add_to_history and heard:
+            host.chat_ctx.add_message(ChatMessage("assistant", heard, interrupted=interrupted))
+        if heard:
+            host.emit(Transcript("agent", heard, True))
+        host.emit(AgentTurnEnded(handle.id, heard, interrupted))
+        if speech.turn is not None:
+            speech.turn.speech_id = handle.id
+            speech.turn.interrupted = interrupted
+            host.turn_completed(speech.turn)
+        if self.current is speech:
+            self.current = None
+        handle.finish()
+        host.touch_activity()
+        if not self._queue and not self.closed:
+            host.set_state(SessionState.LISTENING)
+        if speech.turn is not None and speech.turn.user_text:
+            host.spawn(host.flow.on_turn_end(), "flow")
+
+    async def speak(self, speech: Utterance, queue: asyncio.Queue[str | None]) -> bool:
+        """TTS each piece as it arrives and wait for the playout; False if the speech
+        stopped being current."""
+        handle = speech.handle
+        turn = speech.turn
+        host = self.host
+        first_audio_timeout = self.settings.timeouts.tts_first_audio
+        # Here, not before the LLM starts: this runs while the LLM thinks.
+        self.playout.prepare(self.tts.capabilities.sample_rate)
+        while (text := await queue.get()) is not None:
+            piece = SpokenPiece(text)
+            speech.pieces.append(piece)
+            if turn is not None:
+                turn.tts_characters += len(text)
+            else:
+                host.metrics.tts_characters += len(text)
+            stream = self.tts.synthesize(text)
+            try:
+                iterator = aiter(stream)
+                try:
+                    # asyncio.timeout, not wait_for: no extra task on the first-audio path
+                    async with asyncio.timeout(first_audio_timeout):
+                        frame = await anext(iterator)
+                except StopAsyncIteration:
+                    piece.complete = True
+                    continue
+                except TimeoutError as exc:
+                    raise TimeoutError(
+                        f"TTS produced no audio within {first_audio_timeout} s"
+                    ) from exc
+                if turn is not None and turn.tts_first_audio is None:
+                    turn.tts_first_audio = time.perf_counter()
+                while True:
+                    if host.state is not SessionState.SPEAKING:
+                        host.set_state(SessionState.SPEAKING)
+                    if not await self.playout.write(handle, frame):
+                        return False
+                    if turn is not None and turn.first_audio_sent is None:
+                        turn.first_audio_sent = time.perf_counter()
+                    piece.seconds += frame.duration
+                    try:
+                        frame = await anext(iterator)
+                    except StopAsyncIteration:
+                        break
+                piece.complete = True
+                self.rate.add(piece)
+            finally:
+                closer = getattr(stream, "aclose", None)
+                if closer is not None:
+                    await closer()
+            handle.text = " ".join(p.text for p in speech.pieces)
+        return await self.playout.finish(handle)
+
+    async def llm_reply(
+        self,
+        speech: Utterance,
+        queue: asyncio.Queue[str | None],
+        user_text: str,
+        instructions: str | None = None,
+    ) -> None:
+        host = self.host
+        settings = self.settings
+        flow = host.flow
+        turn = speech.turn
+        assert turn is not None
+        if user_text:
+            await flow.on_turn_start(user_text)
+        tools = host.tools()
+        rounds = 0
+        queued = 0  # pieces of this reply handed to the speaker, over all rounds
+        while True:
+            ctx = host.chat_ctx.copy()
+            if instructions:
+                ctx.add("system", instructions)
+            if settings.max_history:
+                ctx.truncate(settings.max_history)
+            offered = tools if rounds < settings.tool_options.max_rounds else []
+            # Only the reply's very first piece may be cut short (faster first audio): the
+            # first round's, or after a silent tool call the answer round's.
+            first_words = settings.first_piece_words if not speech.pieces and not queued else None
+            splitter = SentenceSplitter(first_piece_words=first_words)
+            text = ""
+            calls: list[ToolCall] = []
+            speech.final_round_start = len(speech.pieces)
+            async for chunk in self._llm_stream(flow.process_with_llm(ctx, offered), turn):
+                if chunk.text:
+                    text += chunk.text
+                    for piece in splitter.push(chunk.text):
+                        first_piece = queue.empty() and not speech.pieces
+                        await queue.put(piece)
+                        queued += 1
+                        if first_piece:
+                            # Let the speaker start TTS now rather than after a fast stream ends.
+                            await asyncio.sleep(0)
+                if chunk.tool_calls:
+                    calls.extend(chunk.tool_calls)
+                if chunk.usage is not None:
+                    turn.input_tokens += chunk.usage.input_tokens
+                    turn.output_tokens += chunk.usage.output_tokens
+            for piece in splitter.flush():
+                await queue.put(piece)
+                queued += 1
+            if not calls:
+                return
+            rounds += 1
+            host.chat_ctx.add_message(ChatMessage("assistant", text, tool_calls=list(calls)))
+            speech.final_round_start = len(speech.pieces) + queue.qsize()
+            await run_tool_calls(
+                host, calls, settings.tool_options, turn=turn, history=host.chat_ctx
+            )
+
+    async def _llm_stream(
+        self, stream: AsyncIterator[Any], turn: TurnMetrics
+    ) -> AsyncIterator[Any]:
+        timeout = self.settings.timeouts.llm_first_token
+        iterator = aiter(stream)
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    first = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except TimeoutError as exc:
+                error = TimeoutError(f"LLM produced nothing within {timeout} s")
+                error.parley_source = "llm"  # type: ignore[attr-defined]
+                raise error from exc
+            except Exception as exc:
+                exc.parley_source = "llm"  # type: ignore[attr-defined]
+                raise
+            if turn.llm_first_token is None:
+                turn.llm_first_token = time.perf_counter()
+            yield first
+            while True:
+                try:
+                    chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+                except Exception as exc:
+                    exc.parley_source = "llm"  # type: ignore[attr-defined]
+                    raise
+                yield chunk
+        finally:
+            closer = getattr(iterator, "aclose", None)
+            if closer is not None:
+                await closer()

@@ -1,0 +1,85 @@
+"""Tool execution for every runner: parallel calls, timeouts, counting, error text, history.
+
+Calls of one round run in parallel, each bounded by the tool's own timeout or
+`ToolOptions.timeout`. A failure becomes the call's result text (``"error: ..."``) so the
+model can react; it is counted in `SessionMetrics.tool_errors` and reported as a recoverable
+``tool`` error. Every call is counted once in `SessionMetrics.tool_calls` (and in the turn's
+metrics when there is a turn) and announced with a `ToolCalled` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+
+from parley.chat import ChatContext, ToolCall
+from parley.events import ToolCalled
+from parley.host import RunnerHost
+from parley.metrics import TurnMetrics
+from parley.policy import ToolOptions
+from parley.tools import ToolError
+
+CANCELLED_RESULT = "cancelled: the user interrupted before this finished"
+
+
+async def run_tool_calls(
+    host: RunnerHost,
+    calls: Sequence[ToolCall],
+    options: ToolOptions,
+    *,
+    turn: TurnMetrics | None = None,
+    history: ChatContext | None = None,
+) -> list[str]:
+    """Run ``calls`` in parallel and return their result texts, in order.
+
+    With ``history`` every call gets a ``tool`` message there, also when the round is
+    cancelled mid-flight: providers reject a history with an unanswered call.
+    """
+    registry = {tool.name: tool for tool in host.tools()}
+    results: dict[str, str] = {}
+
+    async def run(call: ToolCall) -> None:
+        started = time.perf_counter()
+        tool = registry.get(call.name)
+        error = True
+        try:
+            if tool is None:
+                raise ToolError(
+                    f"unknown tool {call.name!r}; available: {', '.join(registry) or 'none'}"
+                )
+            timeout = tool.timeout or options.timeout
+            try:
+                value = await asyncio.wait_for(tool.invoke(call.arguments), timeout)
+            except TimeoutError as exc:
+                raise ToolError(f"tool {call.name} timed out after {timeout} s") from exc
+            result = value if isinstance(value, str) else json.dumps(value, default=str)
+            error = False
+        except asyncio.CancelledError:
+            results[call.id] = CANCELLED_RESULT
+            raise
+        except Exception as exc:
+            result = f"error: {exc}"
+            host.metrics.tool_errors += 1
+            host.report_error("tool", exc, True)
+        results[call.id] = result
+        host.metrics.tool_calls += 1
+        if turn is not None:
+            turn.tool_calls += 1
+        host.emit(
+            ToolCalled(call.name, call.arguments, result, error, time.perf_counter() - started)
+        )
+
+    try:
+        await asyncio.gather(*(run(call) for call in calls))
+    finally:
+        if history is not None:
+            for call in calls:
+                history.add(
+                    "tool",
+                    results.get(call.id, CANCELLED_RESULT),
+                    tool_call_id=call.id,
+                    name=call.name,
+                )
+    return [results[call.id] for call in calls]
