@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,18 +18,12 @@ import respx
 from parley import Agent, User
 from parley.events import SessionState, ToolCalled
 from parley.plugins import deepgram, elevenlabs, gemini
-from parley.testing import InMemoryEdge
+from parley.testing import InMemoryEdge, until
 from parley_deepgram.testing import FakeDeepgram
 from parley_elevenlabs.testing import FakeElevenLabs
 
 GEMINI = "http://gemini.fake"
 QUESTION = "What is the weather in Oslo?"
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 def sse(parts: list[dict[str, Any]], usage: tuple[int, int] = (30, 8)) -> bytes:

@@ -86,7 +86,7 @@ def test_seed_example_serves_the_session_api(examples: list[Example]) -> None:
     examples.append(example)
     example.wait_healthy()
     with httpx.Client(base_url=example.url) as http:
-        started = http.post("/calls/seed-demo/sessions")
+        started = http.post("/calls/seed-demo/sessions", json={})
         assert started.status_code == 201, started.text
         session_id = started.json()["session_id"]
         listed = http.get("/calls/seed-demo/sessions").json()["sessions"]

@@ -90,7 +90,7 @@ async def test_two_launchers_share_limits_close_and_expiry(redis_url: str) -> No
             on_a = (await a.expect("burst"))["admitted"]
             on_b = (await b.expect("burst"))["admitted"]
             assert len(on_a) + len(on_b) == LIMIT, "max_sessions_per_call holds exactly"
-            listed = await observer.list("hot")
+            listed = await observer.list_sessions("hot")
             assert sorted(r.session_id for r in listed) == sorted(on_a + on_b)
             assert {r.state for r in listed} == {"listening"}
 
@@ -117,9 +117,9 @@ async def test_two_launchers_share_limits_close_and_expiry(redis_url: str) -> No
             # killing node A's process makes its sessions disappear within the TTL
             a.process.kill()
             async with asyncio.timeout(10 * TTL):
-                while {r.node_id for r in await observer.list()} - {"node-b"}:
+                while {r.node_id for r in await observer.list_sessions()} - {"node-b"}:
                     await asyncio.sleep(0.1)
-            assert sorted(r.session_id for r in await observer.list("hot")) == sorted(on_b)
+            assert sorted(r.session_id for r in await observer.list_sessions("hot")) == sorted(on_b)
         finally:
             await a.close()
             await b.close()

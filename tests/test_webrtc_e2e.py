@@ -25,7 +25,7 @@ from parley import Agent, AgentLauncher, User
 from parley.events import AgentTurnStarted, SessionEvent
 from parley.frames import AudioFrame
 from parley.session import AgentSession
-from parley.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD
+from parley.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD, until
 from parley.testing.vad import FakeVADStream
 from parley.vad import VADEvent
 from parley_server import Runner
@@ -35,7 +35,6 @@ from parley_webrtc.opus import FRAME_SECONDS
 from webrtc_chromium import (
     Browser,
     Page,
-    eventually,
     launch_chromium,
     require_chromium,
     serve,
@@ -124,7 +123,7 @@ class Rig:
 
     async def start_session(self, call_id: str) -> AgentSession:
         async with httpx.AsyncClient(base_url=self.base_url) as http:
-            started = await http.post(f"/calls/{call_id}/sessions")
+            started = await http.post(f"/calls/{call_id}/sessions", json={})
         assert started.status_code == 201, started.text
         session: AgentSession | None = self.launcher.get_session(started.json()["session_id"])
         assert session is not None
@@ -219,7 +218,7 @@ async def test_conversation_in_chromium_through_the_engine(tmp_path: Path) -> No
         page = rig.page
 
         # The agent hears the first utterance as audio: its length and loudness are right.
-        await eventually(lambda: rig.vad().utterances(), "the agent to hear an utterance", 20)
+        await until(lambda: rig.vad().utterances(), 20, what="the agent to hear an utterance")
         duration, energy = rig.vad().utterances()[0]
         assert VOICED - 0.3 <= duration <= VOICED + 0.4, duration
         assert 0.03 <= energy <= 0.5, energy
@@ -276,7 +275,7 @@ async def test_conversation_in_chromium_through_the_engine(tmp_path: Path) -> No
 
         # Leaving closes the participant; alone, the agent's session ends after the idle timeout.
         await page.click("#leave")
-        await eventually(lambda: not connection.humans(), "the participant to be closed", 30)
+        await until(lambda: not connection.humans(), 30, what="the participant to be closed")
         await session_gone(rig, "e2e-talk", session.id)
         assert session.closed
         assert rig.launcher.stats().running == 0
@@ -310,7 +309,7 @@ async def test_barge_in_over_webrtc_stops_the_agent_within_the_bar(tmp_path: Pat
         output.flush = stamped_flush  # type: ignore[method-assign]
         output.payload_for_tick = logged_payload  # type: ignore[method-assign]
 
-        await eventually(lambda: len(vad.onsets()) >= 2, "the user to interrupt", 30)
+        await until(lambda: len(vad.onsets()) >= 2, 30, what="the user to interrupt")
         onset, onset_frame = vad.onsets()[1], vad.onset_frames()[1]
         # The agent was speaking the story when the user started again.
         assert sum(speech for at, _, speech in packets if at < onset) >= 50  # ≥ 1 s of it
@@ -322,19 +321,20 @@ async def test_barge_in_over_webrtc_stops_the_agent_within_the_bar(tmp_path: Pat
 
         # Until the agent's next reply, every packet after the flush is silence: the story
         # stopped at the flush's 20 ms tick at the latest.
-        await eventually(
-            lambda: sum(1 for at, _, _ in packets if at > flush_at) >= 25, "25 packets after it"
+        await until(
+            lambda: sum(1 for at, _, _ in packets if at > flush_at) >= 25,
+            what="25 packets after it",
         )
         next_reply = [at for at, e in rig.events if isinstance(e, AgentTurnStarted) and at > onset]
-        until = next_reply[0] if next_reply else float("inf")
-        after = [(tick, speech) for at, tick, speech in packets if flush_at < at < until]
+        next_reply_at = next_reply[0] if next_reply else float("inf")
+        after = [(tick, speech) for at, tick, speech in packets if flush_at < at < next_reply_at]
         assert len(after) >= 25
         assert not any(speech for _, speech in after)
         assert after[0][0] <= flush_tick + 1
         assert await rig.page.wait_for("parley.remoteRms < 0.01")
 
         # The history keeps what the user heard of the story, marked as interrupted.
-        await eventually(lambda: session.metrics.turns >= 2, "the reply to 'stop'", 20)
+        await until(lambda: session.metrics.turns >= 2, 20, what="the reply to 'stop'")
         assistant = [m for m in session.chat_ctx if m.role == "assistant"]
         heard = assistant[0]
         assert heard.interrupted

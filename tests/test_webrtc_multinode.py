@@ -28,11 +28,11 @@ from typing import Any
 import httpx
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
+from parley.testing import until
 from parley_redis.testing import missing_redis, redis_server
 from webrtc_chromium import (
     Page,
     PageError,
-    eventually,
     launch_chromium,
     require_chromium,
     speech_like_wav,
@@ -111,7 +111,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Node, Node
 
 async def start_session(node: Node, call_id: str) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=node.url) as http:
-        started = await http.post(f"/calls/{call_id}/sessions")
+        started = await http.post(f"/calls/{call_id}/sessions", json={})
     assert started.status_code == 201, started.text
     body: dict[str, Any] = started.json()
     return body
@@ -162,10 +162,10 @@ async def test_aiortc_client_follows_the_redirect_to_the_node_with_the_call(
             await client.wait_connected()
 
             # The agent on A hears the speech and answers: its audio reaches the client.
-            await eventually(lambda: client.loud_frames_received > 25, "the agent's reply", 20)
-            reply = await eventually(
+            await until(lambda: client.loud_frames_received > 25, 20, what="the agent's reply")
+            reply = await until(
                 lambda: next((m for m in client.messages if m.get("role") == "agent"), None),
-                "the agent's transcript on the data channel",
+                what="the agent's transcript on the data channel",
             )
             assert reply["text"] == "Hi, this is node-a speaking."
 

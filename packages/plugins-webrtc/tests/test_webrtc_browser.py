@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from parley.edge import DataReceived, ParticipantJoined, ParticipantLeft, User
+from parley.testing import until
 from parley.testing.signals import tone_frames
 from parley_webrtc.connection import WebRTCConnection
 from parley_webrtc.edge import WebRTCEdge
@@ -21,7 +22,6 @@ from parley_webrtc.routes import create_router
 from webrtc_chromium import (
     Browser,
     Page,
-    eventually,
     launch_chromium,
     require_chromium,
     serve,
@@ -41,10 +41,10 @@ class Call:
     events: list[object] = field(default_factory=list)
 
     async def event(self, kind: type[E], within: float = 20.0) -> E:
-        found = await eventually(
+        found = await until(
             lambda: next((e for e in self.events if isinstance(e, kind)), None),
-            f"a {kind.__name__} event",
             within,
+            what=f"a {kind.__name__} event",
         )
         return found
 
@@ -102,7 +102,7 @@ class Listener:
                 self.spectrum += np.abs(np.fft.rfft(samples))
 
     async def wait_voiced(self, seconds: float) -> None:
-        await eventually(lambda: self.voiced_seconds >= seconds, f"{seconds} s of voiced audio", 30)
+        await until(lambda: self.voiced_seconds >= seconds, 30, what=f"{seconds} s of voiced audio")
 
     async def stop(self) -> None:
         self._task.cancel()
@@ -184,7 +184,7 @@ async def test_browser_call_speech_reply_data_and_leave(tmp_path: Path) -> None:
         assert isinstance(left, ParticipantLeft)
         assert left.participant.id == joined.participant.id
         assert connection.humans() == []
-        assert await page.evaluate("parley.connection") == "left"
+        assert await page.wait_for("parley.connection === 'left'")
         await listener.stop()
 
 
@@ -222,7 +222,7 @@ async def test_browser_barge_in_stops_outbound_audio_within_one_frame(tmp_path: 
         assert connection.audio_output.buffered == 0
 
         sent_at_flush = track.frames_sent
-        await eventually(lambda: track.frames_sent >= sent_at_flush + 25, "25 more packets")
+        await until(lambda: track.frames_sent >= sent_at_flush + 25, what="25 more packets")
         # Every packet after the flush is silence: speech stopped within one 20 ms interval.
         assert track.speech_frames_sent - speech_before <= 1
         # …and the browser hears it stop.

@@ -97,7 +97,7 @@ async def test_an_unreachable_registry_is_503(
     async def down(call_id: str | None = None) -> list[SessionRecord]:
         raise StoreUnavailable("connection refused")
 
-    b.list = down  # type: ignore[method-assign]
+    b.list_sessions = down  # type: ignore[method-assign]
     async with await node(b) as http:
         failed = await http.post("/webrtc/calls/any/offer", json=OFFER)
         assert failed.status_code == 503 and "registry" in failed.json()["detail"]

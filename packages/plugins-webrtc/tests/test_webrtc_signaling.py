@@ -23,13 +23,13 @@ from parley.edge import (
     User,
 )
 from parley.frames import AudioFrame
+from parley.testing import until
 from parley.testing.signals import tone_frames
 from parley_webrtc import inline_decode
 from parley_webrtc.connection import WebRTCConnection
 from parley_webrtc.edge import WebRTCEdge
 from parley_webrtc.rooms import Rooms
 from parley_webrtc.routes import create_router
-from webrtc_chromium import eventually
 from webrtc_client import ClientPeer
 
 E = TypeVar("E")
@@ -44,9 +44,9 @@ class Agent:
     events: list[object] = field(default_factory=list)
 
     async def event(self, kind: type[E]) -> E:
-        found = await eventually(
+        found = await until(
             lambda: next((e for e in self.events if isinstance(e, kind)), None),
-            f"a {kind.__name__} event",
+            what=f"a {kind.__name__} event",
         )
         return found
 
@@ -207,9 +207,9 @@ async def test_call_carries_audio_and_data_both_ways(agent: Agent, peers: list[C
     )
     peer.send({"type": "text", "text": "hello"})
     peer.send({"type": "ping"})
-    await eventually(
+    await until(
         lambda: len(heard) >= 40 and peer.loud_frames_received >= 40 and len(peer.messages) >= 2,
-        "audio both ways and two data messages",
+        what="audio both ways and two data messages",
     )
     rms = [frame.rms() for _, frame in heard[10:40]]
     assert min(rms) == pytest.approx(0.3 / np.sqrt(2), rel=0.2)
@@ -292,9 +292,9 @@ async def test_video_in_keeps_only_the_latest_frame(agent: Agent, peers: list[Cl
 
     # A slow reader: it reads again only once 0.4 s of newer video (a dozen frames at 30 fps)
     # has arrived, however long that takes on a loaded machine.
-    await eventually(
+    await until(
         lambda: (newest := unread()) is not None and newest - first.timestamp >= 0.4,
-        "0.4 s of video after the first frame",
+        what="0.4 s of video after the first frame",
     )
     _, second = await anext(frames)  # a frame is waiting: no suspension, nothing new arrives
     # The backlog was dropped: the next read is the newest frame, and the one after is fresh.
@@ -392,7 +392,7 @@ async def test_audio_still_arrives_when_the_inline_decoder_cannot_be_installed(
     listening = asyncio.ensure_future(listen())
     peer = client(agent, peers)
     assert (await peer.offer()).status_code == 200
-    await eventually(lambda: len(heard) >= 20, "20 frames through aiortc's own decoder")
+    await until(lambda: len(heard) >= 20, what="20 frames through aiortc's own decoder")
     listening.cancel()
     assert {(f.sample_rate, f.channels, f.samples) for f in heard} == {(48000, 1, 960)}
     assert max(f.rms() for f in heard) > 0.1
@@ -408,7 +408,7 @@ async def test_closing_a_peer_ends_its_decoder_thread(
     peer = client(agent, peers)
     assert (await peer.offer()).status_code == 200
     await peer.wait_connected()
-    await eventually(lambda: decoder_threads() >= before + 2, "both sides' decoder threads")
+    await until(lambda: decoder_threads() >= before + 2, what="both sides' decoder threads")
     await agent.connection.remove_participant(peer.participant_id or "", "test")
     await peer.close()
-    await eventually(lambda: decoder_threads() == before, "the decoder threads to end")
+    await until(lambda: decoder_threads() == before, what="the decoder threads to end")

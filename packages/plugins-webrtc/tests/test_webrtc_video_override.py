@@ -16,13 +16,12 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from parley import Agent, AgentLauncher, User
-from parley.testing import FakeLLM, FakeSTT, FakeTTS
+from parley.testing import FakeLLM, FakeSTT, FakeTTS, until
 from parley_webrtc.connection import WebRTCConnection
 from parley_webrtc.edge import WebRTCEdge
 from parley_webrtc.rooms import Rooms
 from parley_webrtc.routes import create_router
 from parley_webrtc.video_file import VideoFileError
-from webrtc_chromium import eventually
 from webrtc_client import ClientPeer
 
 FPS = 10
@@ -87,7 +86,7 @@ async def collect(
     started = loop.time()
     reader = asyncio.ensure_future(read())
     try:
-        await eventually(lambda: enough(frames), what, 30)
+        await until(lambda: enough(frames), 30, what=what)
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -165,9 +164,9 @@ async def test_session_params_choose_the_file(clip: Path) -> None:
         assert isinstance(connection, WebRTCConnection)
         assert connection.video_override == str(clip)
         async with client_on(connection, rooms):
-            await eventually(
+            await until(
                 lambda: connection.video_player and connection.video_player.frames_played,
-                "the file to play",
+                what="the file to play",
             )
 
 

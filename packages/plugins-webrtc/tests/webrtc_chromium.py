@@ -26,7 +26,7 @@ import shutil
 import signal
 import socket
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -111,23 +111,6 @@ def speech_schedule_wav(
     frame = AudioFrame(np.rint(np.concatenate(parts) * 32767).astype(np.int16), sample_rate)
     write_wav(path, frame)
     return frame
-
-
-async def eventually(
-    condition: Callable[[], T | None],
-    what: str,
-    timeout: float = 20.0,
-    interval: float = 0.02,
-) -> T:
-    """Poll ``condition`` (state with no event to await) until truthy; returns its value."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not (value := condition()):
-                await asyncio.sleep(interval)
-    except TimeoutError:
-        raise AssertionError(f"waited {timeout:g} s for {what}") from None
-    assert value is not None
-    return value
 
 
 # --- serving an app in the test's event loop -------------------------------------------------

@@ -13,8 +13,8 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from parley.frames import AudioFrame
+from parley.testing import until
 from parley_webrtc.output import CallAudioOutput, OutboundAudioTrack
-from webrtc_chromium import eventually
 
 
 class ClientPeer:
@@ -68,9 +68,9 @@ class ClientPeer:
         return response
 
     async def wait_connected(self) -> None:
-        await eventually(
+        await until(
             lambda: self.pc.connectionState == "connected" and self.channel.readyState == "open",
-            "the client's peer connection and data channel to open",
+            what="the client's peer connection and data channel to open",
         )
 
     def send(self, message: dict[str, Any]) -> None:

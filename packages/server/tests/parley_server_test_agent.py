@@ -3,12 +3,15 @@ file as a real process (``python parley_server_test_agent.py serve --port N``).
 
 Environment knobs: ``PARLEY_TEST_TOKEN`` (permission callbacks require ``Authorization:
 Bearer <token>``: 401 without it, 403 with another), ``PARLEY_TEST_MAX_SESSIONS``,
-``PARLEY_TEST_PER_CALL``, ``PARLEY_TEST_DRAIN_TIMEOUT`` (s), ``PARLEY_TEST_CORS_ORIGIN``.
+``PARLEY_TEST_PER_CALL``, ``PARLEY_TEST_DRAIN_TIMEOUT`` (s), ``PARLEY_TEST_CORS_ORIGIN``,
+``PARLEY_TEST_STUCK`` (``create``: create_agent never returns; ``join``: join_call never
+starts the session; ``ignore_cancel``: create_agent never returns and ignores cancellation).
 A custom route, ``GET /custom/hello``, is added through ``runner.fast_api``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -21,7 +24,20 @@ from parley_server import Runner, ServeOptions, allow_all
 logger = logging.getLogger("parley.test_agent")
 
 
+async def stuck(where: str, ignore_cancel: bool = False) -> None:
+    logger.info("test agent is stuck in %s", where)
+    while True:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if not ignore_cancel:
+                raise
+
+
 async def create_agent(**params: Any) -> Agent:
+    mode = os.environ.get("PARLEY_TEST_STUCK")
+    if mode in ("create", "ignore_cancel"):
+        await stuck("create_agent", ignore_cancel=mode == "ignore_cancel")
     if params.get("fail_create"):
         raise RuntimeError("create_agent was asked to fail")
     return Agent(
@@ -35,6 +51,8 @@ async def create_agent(**params: Any) -> Agent:
 
 async def join_call(agent: Agent, call_type: str, call_id: str, **params: Any) -> None:
     logger.info("test agent joins call %s with params %s", call_id, sorted(params))
+    if os.environ.get("PARLEY_TEST_STUCK") == "join":
+        await stuck("join_call")
     call = await agent.create_call(call_type, call_id)
     async with agent.join(call):
         await agent.finish()

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 from parley import Agent, AgentLauncher
-from parley.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD, InMemoryEdge
+from parley.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD, InMemoryEdge, until
 from parley_server import Runner
 
 HERE = Path(__file__).resolve().parent
@@ -73,19 +73,16 @@ async def serving(runner: Runner, *, lifespan: bool = True) -> AsyncIterator[htt
 
 
 async def eventually(check: Callable[[], Any], within: float = 30.0, pause: float = 0.02) -> None:
-    """Retry ``check`` (sync or async) until it stops raising AssertionError; after
-    ``within`` seconds (a deadline that only catches a hang) its last error is raised."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            result = check()
-            if asyncio.iscoroutine(result):
-                await result
-            return
-        except AssertionError:
-            if time.monotonic() >= deadline:
-                raise
-            await asyncio.sleep(pause)
+    """Retry ``check`` (sync or async) until it stops raising AssertionError (`until` with
+    an assertion for a predicate); the deadline only catches a hang."""
+
+    async def passes() -> bool:
+        result = check()
+        if asyncio.iscoroutine(result):
+            await result
+        return True
+
+    await until(passes, within, interval=pause)
 
 
 def free_port() -> int:

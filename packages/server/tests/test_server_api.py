@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -13,6 +15,8 @@ from parley.store import StoreUnavailable
 from parley.stores.memory import MemoryStore
 from parley.testing import InMemoryEdge
 from parley_server import Runner, ServeOptions
+from parley_server.api import create_app
+from parley_server.metrics import ServerMetrics
 from parley_server_testkit import Calls, eventually, fake_launcher, serving
 from pydantic import BaseModel
 
@@ -27,7 +31,7 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 async def test_start_list_get_and_close_a_session() -> None:
     runner = Runner(fake_launcher())
     async with serving(runner) as client:
-        started = await client.post("/calls/demo/sessions")
+        started = await client.post("/calls/demo/sessions", json={})
         assert started.status_code == 201, started.text
         body = started.json()
         session_id = body["session_id"]
@@ -66,7 +70,7 @@ async def test_start_list_get_and_close_a_session() -> None:
 async def test_beacon_close_accepts_any_body() -> None:
     runner = Runner(fake_launcher())
     async with serving(runner) as client:
-        session_id = (await client.post("/calls/demo/sessions")).json()["session_id"]
+        session_id = (await client.post("/calls/demo/sessions", json={})).json()["session_id"]
         beacon = await client.post(
             f"/calls/demo/sessions/{session_id}/close",
             content=b"bye",
@@ -110,7 +114,7 @@ async def test_typed_session_params_are_validated_and_documented() -> None:
         bad = await client.post("/calls/a/sessions", json={"params": {"speed": "fast"}})
         assert bad.status_code == 400
         assert error_of(bad)["errors"][0]["loc"][:3] == ["body", "params", "speed"]
-        assert (await client.post("/calls/b/sessions")).status_code == 201
+        assert (await client.post("/calls/b/sessions", json={})).status_code == 201
     assert calls.created == [{"language": "de", "speed": 1.0}, {"language": "en", "speed": 1.0}]
     schemas = runner.fast_api.openapi()["components"]["schemas"]
     assert "Params" in schemas
@@ -119,23 +123,23 @@ async def test_typed_session_params_are_validated_and_documented() -> None:
 async def test_limits_answer_429_and_failures_500() -> None:
     runner = Runner(fake_launcher(max_concurrent_sessions=2, max_sessions_per_call=1))
     async with serving(runner) as client:
-        assert (await client.post("/calls/a/sessions")).status_code == 201
-        per_call = await client.post("/calls/a/sessions")
+        assert (await client.post("/calls/a/sessions", json={})).status_code == 201
+        per_call = await client.post("/calls/a/sessions", json={})
         assert per_call.status_code == 429 and error_of(per_call)["error"] == "call_session_limit"
         failed = await client.post("/calls/b/sessions", json={"params": {"fail_join": True}})
         assert failed.status_code == 500 and error_of(failed)["error"] == "session_start_failed"
         records = (await client.get("/calls/b/sessions")).json()["sessions"]
         assert [r["state"] for r in records] == ["failed"]  # the failure stays visible
         assert "refused the join" in records[0]["error"]
-        assert (await client.post("/calls/c/sessions")).status_code == 201
-        node = await client.post("/calls/d/sessions")
+        assert (await client.post("/calls/c/sessions", json={})).status_code == 201
+        node = await client.post("/calls/d/sessions", json={})
         assert node.status_code == 429 and error_of(node)["error"] == "session_limit"
 
 
 async def test_503_before_start_and_while_draining() -> None:
     runner = Runner(fake_launcher(drain_timeout=30))
     async with serving(runner, lifespan=False) as client:
-        not_started = await client.post("/calls/a/sessions")
+        not_started = await client.post("/calls/a/sessions", json={})
         assert not_started.status_code == 503 and error_of(not_started)["error"] == "not_admitting"
         ready = await client.get("/ready")
         assert ready.status_code == 503 and "not started" in error_of(ready)["detail"]
@@ -144,13 +148,13 @@ async def test_503_before_start_and_while_draining() -> None:
 
     runner = Runner(fake_launcher(drain_timeout=30))
     async with serving(runner) as client:
-        session_id = (await client.post("/calls/a/sessions")).json()["session_id"]
+        session_id = (await client.post("/calls/a/sessions", json={})).json()["session_id"]
         assert (await client.get("/ready")).status_code == 200
         stopping = asyncio.create_task(runner.launcher.stop())  # drains for up to 30 s
         await eventually(lambda: _assert_equal(runner.launcher.draining, True))
         ready = await client.get("/ready")
         assert ready.status_code == 503 and "draining" in error_of(ready)["detail"]
-        refused = await client.post("/calls/b/sessions")
+        refused = await client.post("/calls/b/sessions", json={})
         assert refused.status_code == 503 and "draining" in error_of(refused)["detail"]
         assert not stopping.done()  # the running session keeps the node draining
         assert (await client.delete(f"/calls/a/sessions/{session_id}")).status_code == 202
@@ -182,7 +186,7 @@ async def test_ready_reflects_capacity_and_store_health() -> None:
     runner = Runner(fake_launcher(max_concurrent_sessions=1, registry=SessionRegistry(store)))
     async with serving(runner) as client:
         assert (await client.get("/ready")).json()["capacity"] == 1
-        session_id = (await client.post("/calls/a/sessions")).json()["session_id"]
+        session_id = (await client.post("/calls/a/sessions", json={})).json()["session_id"]
         full = await client.get("/ready")
         assert full.status_code == 503 and "at capacity: 1 of 1" in error_of(full)["detail"]
         await runner.launcher.close_session(session_id)
@@ -204,7 +208,7 @@ async def test_sessions_on_another_node_are_found_and_closed() -> None:
     node_a = Runner(fake_launcher(registry=SessionRegistry(store, node_id="node-a")))
     node_b = Runner(fake_launcher(registry=SessionRegistry(store, node_id="node-b")))
     async with serving(node_a) as a, serving(node_b) as b:
-        session_id = (await b.post("/calls/shared/sessions")).json()["session_id"]
+        session_id = (await b.post("/calls/shared/sessions", json={})).json()["session_id"]
         seen = await a.get(f"/calls/shared/sessions/{session_id}")
         assert seen.status_code == 200 and seen.json()["node_id"] == "node-b"
         assert [
@@ -241,7 +245,7 @@ async def test_a_slash_in_the_call_id_matches_no_route() -> None:
     calls = Calls()
     runner = Runner(fake_launcher(calls))
     async with serving(runner) as client:
-        response = await client.post("/calls/a/b/sessions")
+        response = await client.post("/calls/a/b/sessions", json={})
         assert response.status_code == 404 and error_of(response)["error"] == "not_found"
     assert calls.created == []
 
@@ -331,19 +335,21 @@ async def test_permission_callbacks_use_headers_and_the_call_id() -> None:
     runner = Runner(fake_launcher(calls), options)
     alice = {"Authorization": "Bearer alice"}
     async with serving(runner) as client:
-        anonymous = await client.post("/calls/demo/sessions")
+        anonymous = await client.post("/calls/demo/sessions", json={})
         assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
         assert error_of(anonymous) == {"error": "unauthorized", "detail": "log in first"}
-        mallory = await client.post("/calls/demo/sessions", headers={"Authorization": "Bearer x"})
+        mallory = await client.post(
+            "/calls/demo/sessions", headers={"Authorization": "Bearer x"}, json={}
+        )
         assert mallory.status_code == 403 and error_of(mallory)["error"] == "forbidden"
-        forbidden = await client.post("/calls/forbidden/sessions", headers=alice)
+        forbidden = await client.post("/calls/forbidden/sessions", headers=alice, json={})
         assert forbidden.status_code == 403 and "forbidden" in error_of(forbidden)["detail"]
-        invalid = await client.post("/calls/BAD/sessions", headers=alice)
+        invalid = await client.post("/calls/BAD/sessions", headers=alice, json={})
         assert invalid.status_code == 400  # checked before any callback runs
         # The callback runs before the body is looked at: no auth, bad body -> 401.
         assert (await client.post("/calls/demo/sessions", json={"surprise": 1})).status_code == 401
 
-        started = await client.post("/calls/demo/sessions", headers=alice)
+        started = await client.post("/calls/demo/sessions", headers=alice, json={})
         assert started.status_code == 201
         session = f"/calls/demo/sessions/{started.json()['session_id']}"
         for method, url in (("GET", session), ("GET", "/calls/demo/sessions"), ("DELETE", session)):
@@ -366,7 +372,7 @@ async def test_custom_routes_on_runner_fast_api() -> None:
         return {"call_id": call_id, "sessions": len(await runner.launcher.list_sessions(call_id))}
 
     async with serving(runner) as client:
-        await client.post("/calls/demo/sessions")
+        await client.post("/calls/demo/sessions", json={})
         assert (await client.get("/calls/demo/summary")).json() == {
             "call_id": "demo",
             "sessions": 1,
@@ -494,7 +500,7 @@ async def test_metrics_count_sessions_turns_latency_and_loop_lag() -> None:
     runner = Runner(fake_launcher(edge=edge))
     runner.metrics.lag_interval = 0.01
     async with serving(runner) as client:
-        started = await client.post("/calls/talk/sessions")
+        started = await client.post("/calls/talk/sessions", json={})
         assert started.status_code == 201
         connection = await edge.wait_for_connection("talk")
         await connection.push_speech(0.6)
@@ -531,3 +537,32 @@ async def test_each_runner_has_its_own_metrics_registry() -> None:
     first.metrics.sessions_started.inc()
     assert b"parley_sessions_started_total 1.0" in first.metrics.render()
     assert b"parley_sessions_started_total 0.0" in second.metrics.render()
+
+
+async def test_the_app_is_built_from_a_launcher_and_options_without_a_runner() -> None:
+    launcher = fake_launcher()
+    started: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await launcher.start()
+        started.append("up")
+        yield
+        await launcher.stop()
+
+    app = create_app(
+        launcher, ServeOptions(metrics=False), lifespan=lifespan, metrics=ServerMetrics(launcher)
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://parley.test") as client,
+    ):
+        assert started == ["up"]
+        assert (await client.get("/ready")).status_code == 200
+        assert (await client.get("/metrics")).status_code == 404  # options.metrics is off
+        session = await client.post("/calls/bare/sessions", json={})
+        assert session.status_code == 201, session.text
+        assert (
+            await client.delete(f"/calls/bare/sessions/{session.json()['session_id']}")
+        ).status_code == 202

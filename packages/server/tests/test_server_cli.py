@@ -21,7 +21,8 @@ from parley.testing import FakeLLM, FakeSTT, FakeTTS, InMemoryEdge
 from parley_server import Runner, ServeOptions
 from parley_server.cli import runner_group
 from parley_server.console import base_url, is_loopback, show_splash
-from parley_server.targets import Target, TargetError, capturing, load_runner, parse_target
+from parley_server.loading import load_runner
+from parley_server.targets import Target, TargetError, capturing, parse_target
 from parley_server_testkit import TEST_AGENT, Calls, fake_launcher, serving
 
 
@@ -241,7 +242,7 @@ async def test_plugins_get_a_context_and_register_routes_and_demo_pages() -> Non
     context = plugin.contexts[0]
     assert len(plugin.contexts) == 1  # not called for plugin_routes=False
     assert context.launcher is runner.launcher and context.serve_options is options
-    assert context.runner is runner and context.ensure_call is None
+    assert context.ensure_call is None
     assert runner.demo_url("http://127.0.0.1:8000", "abc") == "http://127.0.0.1:8000/demo/?call=abc"
     assert off.demo_url("http://x", "abc") is None
     async with serving(runner, lifespan=False) as client:

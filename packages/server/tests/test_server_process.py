@@ -39,12 +39,16 @@ def test_every_status_code_over_real_http(server_process: Start) -> None:
         metrics = http.get("/metrics")
         assert metrics.status_code == 200 and "parley_sessions" in metrics.text
 
-        assert http.post("/calls/demo/sessions").status_code == 401
+        assert http.post("/calls/demo/sessions", json={}).status_code == 401
         assert (
-            http.post("/calls/demo/sessions", headers={"Authorization": "Bearer x"}).status_code
+            http.post(
+                "/calls/demo/sessions", headers={"Authorization": "Bearer x"}, json={}
+            ).status_code
             == 403
         )
-        assert _error(http.post("/calls/Demo/sessions", headers=ALICE)) == "invalid_call_id"
+        assert (
+            _error(http.post("/calls/Demo/sessions", headers=ALICE, json={})) == "invalid_call_id"
+        )
         bad_json = http.post(
             "/calls/demo/sessions",
             content=b"{oops",
@@ -65,7 +69,7 @@ def test_every_status_code_over_real_http(server_process: Start) -> None:
         started = http.post("/calls/demo/sessions", headers=ALICE, json={"params": {"lang": "fr"}})
         assert started.status_code == 201, started.text
         session = f"/calls/demo/sessions/{started.json()['session_id']}"
-        assert http.post("/calls/demo/sessions", headers=ALICE).status_code == 429
+        assert http.post("/calls/demo/sessions", headers=ALICE, json={}).status_code == 429
         assert http.get(session, headers=ALICE).json()["state"] == "listening"
         listed = http.get("/calls/demo/sessions", headers=ALICE).json()["sessions"]
         assert [s["session_id"] for s in listed] == [started.json()["session_id"]]
@@ -84,11 +88,11 @@ def test_every_status_code_over_real_http(server_process: Start) -> None:
         )
         assert refused.status_code == 400 and _error(refused) == "cors_refused"
 
-        other = http.post("/calls/other/sessions", headers=ALICE)
+        other = http.post("/calls/other/sessions", headers=ALICE, json={})
         assert other.status_code == 201
         full = http.get("/ready")
         assert full.status_code == 503 and "at capacity" in full.json()["detail"]
-        assert _error(http.post("/calls/third/sessions", headers=ALICE)) == "session_limit"
+        assert _error(http.post("/calls/third/sessions", headers=ALICE, json={})) == "session_limit"
 
         assert http.delete(session).status_code == 401
         assert http.delete(session, headers=ALICE).status_code == 202
@@ -101,7 +105,7 @@ def test_sigterm_drains_then_exits(server_process: Start) -> None:
     server = server_process("serve")
     server.wait_healthy()
     with httpx.Client(base_url=server.url) as http:
-        session_id = http.post("/calls/demo/sessions").json()["session_id"]
+        session_id = http.post("/calls/demo/sessions", json={}).json()["session_id"]
         server.signal(signal.SIGTERM)
         for _ in range(300):
             ready = http.get("/ready")
@@ -109,7 +113,7 @@ def test_sigterm_drains_then_exits(server_process: Start) -> None:
                 break
             time.sleep(0.05)
         assert ready.status_code == 503 and "draining" in ready.json()["detail"]
-        refused = http.post("/calls/late/sessions")
+        refused = http.post("/calls/late/sessions", json={})
         assert refused.status_code == 503 and "draining" in refused.json()["detail"]
         assert server.process.poll() is None  # the running session keeps the node up
         assert http.get(f"/calls/demo/sessions/{session_id}").status_code == 200
@@ -122,7 +126,7 @@ def test_two_workers_share_one_port(server_process: Start) -> None:
     server = server_process("serve", "--workers", "2", env={"PARLEY_TEST_DRAIN_TIMEOUT": "0.5"})
     server.wait_healthy()
     with httpx.Client(base_url=server.url) as http:
-        started = http.post("/calls/demo/sessions")
+        started = http.post("/calls/demo/sessions", json={})
         assert started.status_code == 201, started.text
         assert http.get("/custom/hello").status_code == 200  # each worker built the script's Runner
     server.wait_for_line("Started parent process")
@@ -166,7 +170,7 @@ def test_the_parley_console_script_serves_a_script(server_process: Start) -> Non
     server.wait_healthy()
     with httpx.Client(base_url=server.url) as http:
         assert http.get("/custom/hello").status_code == 200  # the script's own Runner
-        started = http.post("/calls/demo/sessions")
+        started = http.post("/calls/demo/sessions", json={})
         assert started.status_code == 201
         assert (
             http.delete(f"/calls/demo/sessions/{started.json()['session_id']}").status_code == 202

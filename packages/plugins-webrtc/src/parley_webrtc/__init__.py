@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from parley.plugins.hookspecs import hookimpl
+from parley.plugins.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from parley_webrtc.connection import WebRTCConnection
@@ -22,24 +23,16 @@ PARLEY_API = 1
 
 __all__ = ["PARLEY_API", "Edge", "Rooms", "WebRTCConnection", "WebRTCEdge", "create_router"]
 
-_LAZY = {
-    "Edge": ("parley_webrtc.edge", "WebRTCEdge"),
-    "WebRTCEdge": ("parley_webrtc.edge", "WebRTCEdge"),
-    "WebRTCConnection": ("parley_webrtc.connection", "WebRTCConnection"),
-    "Rooms": ("parley_webrtc.rooms", "Rooms"),
-    "create_router": ("parley_webrtc.routes", "create_router"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'parley_webrtc' has no attribute {name!r}")
-    import importlib
-
-    module_name, attribute = _LAZY[name]
-    value = getattr(importlib.import_module(module_name), attribute)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Edge": "parley_webrtc.edge:WebRTCEdge",
+        "WebRTCEdge": "parley_webrtc.edge:WebRTCEdge",
+        "WebRTCConnection": "parley_webrtc.connection:WebRTCConnection",
+        "Rooms": "parley_webrtc.rooms:Rooms",
+        "create_router": "parley_webrtc.routes:create_router",
+    },
+)
 
 
 @hookimpl
@@ -68,7 +61,8 @@ def register_routes(app: Any, context: Any) -> None:
     Optional attributes read from ``context``: ``webrtc_rooms`` (a `Rooms`; default: this
     process's), ``ensure_call`` (``async (call_id) -> None``: start an agent session for a
     call a browser asks for, when none is running), ``launcher`` (its ``registry`` finds the
-    node hosting a call, for redirects between nodes) and ``add_demo_page``.
+    node hosting a call, for redirects between nodes), ``permissions`` (the server's permission
+    callbacks: who may join and list calls) and ``add_demo_page``.
     """
     from parley_webrtc.routes import create_router
 
@@ -78,6 +72,7 @@ def register_routes(app: Any, context: Any) -> None:
             getattr(context, "webrtc_rooms", None),
             ensure_call=getattr(context, "ensure_call", None),
             registry=getattr(launcher, "registry", None),
+            permissions=getattr(context, "permissions", None),
         )
     )
     add_demo_page = getattr(context, "add_demo_page", None)

@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import av
@@ -31,7 +31,6 @@ from parley.frames import AudioFrame, VideoFrame
 
 from parley_webrtc.output import CallAudioOutput
 from parley_webrtc.peer import Peer
-from parley_webrtc.rooms import Rooms
 from parley_webrtc.settings import WebRTCSettings
 from parley_webrtc.video_file import VideoFilePlayer
 
@@ -47,13 +46,23 @@ class CallEnded(RuntimeError):
 
 
 class WebRTCConnection(Connection):
+    """The agent's side of a call hosted here; also the `PeerOwner` of its browser peers.
+
+    ``on_leave(connection)`` runs first thing in `leave`, so signaling stops finding the call
+    (the edge passes its `Rooms.remove`).
+    """
+
     def __init__(
-        self, call: Call, agent_user: User, settings: WebRTCSettings, rooms: Rooms
+        self,
+        call: Call,
+        agent_user: User,
+        settings: WebRTCSettings,
+        on_leave: Callable[[WebRTCConnection], None],
     ) -> None:
         super().__init__(call, agent_user)
         self.settings = settings
         self.max_participants = int(call.options.get("max_participants", settings.max_participants))
-        self._rooms = rooms
+        self._on_leave = on_leave
         self._output = CallAudioOutput(
             max_buffered=settings.max_buffered,
             bitrate=settings.opus_bitrate,
@@ -116,7 +125,7 @@ class WebRTCConnection(Connection):
             await self._closed.wait()
             return
         self._leaving = True
-        self._rooms.remove(self)
+        self._on_leave(self)
         self._watchdog.cancel()
         if self.video_player is not None:
             await self.video_player.stop()
@@ -183,9 +192,9 @@ class WebRTCConnection(Connection):
             self.events.emit(ParticipantLeft(peer.participant))
         return True
 
-    # --- called by peers ----------------------------------------------------------------------
+    # --- PeerOwner: called by peers --------------------------------------------------------------
 
-    def _peer_connected(self, peer: Peer) -> None:
+    def peer_connected(self, peer: Peer) -> None:
         if self._peers.get(peer.id) is not peer:
             return
         self.participants[peer.id] = peer.participant
@@ -194,11 +203,11 @@ class WebRTCConnection(Connection):
             self.video_player = VideoFilePlayer(self.video_override, self._put_override_frame)
             self.video_player.start()
 
-    def _peer_gone(self, peer: Peer, reason: str) -> None:
+    def peer_gone(self, peer: Peer, reason: str) -> None:
         if self._peers.get(peer.id) is peer:
             self._spawn(self.remove_participant(peer.id, reason))
 
-    def _put_audio(self, participant: Participant, frame: AudioFrame) -> None:
+    def audio_received(self, participant: Participant, frame: AudioFrame) -> None:
         queue = self._audio
         if queue.full():  # nobody reads fast enough: keep the newest audio
             queue.get_nowait()
@@ -210,7 +219,7 @@ class WebRTCConnection(Connection):
                 )
         queue.put_nowait((participant, frame))
 
-    def _put_video(self, participant: Participant, frame: av.VideoFrame) -> None:
+    def video_received(self, participant: Participant, frame: av.VideoFrame) -> None:
         self._video[participant.id] = (participant, frame)
         self._video_ready.set()
 
@@ -218,9 +227,9 @@ class WebRTCConnection(Connection):
         """The override file plays as the video of the first participant still here."""
         humans = self.humans()
         if humans:
-            self._put_video(humans[0], frame)
+            self.video_received(humans[0], frame)
 
-    def _data_received(self, participant: Participant, message: dict[str, Any]) -> None:
+    def data_received(self, participant: Participant, message: dict[str, Any]) -> None:
         self.events.emit(DataReceived(participant, message))
 
     # --- liveness -----------------------------------------------------------------------------

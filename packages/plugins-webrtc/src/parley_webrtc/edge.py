@@ -36,7 +36,7 @@ class WebRTCEdge(Edge):
         max_participants: int = 4,
         ice_servers: tuple[str, ...] | list[str] = (),
         loopback: LoopbackMode = "auto",
-        connect_timeout: float = 15.0,
+        connect_timeout: float = 5.0,
         liveness_timeout: float = 10.0,
         max_buffered: float = 1.0,
         input_queue_frames: int = 100,
@@ -76,7 +76,7 @@ class WebRTCEdge(Edge):
 
     async def join(self, call: Call, agent_user: User) -> WebRTCConnection:
         include_loopback(self.settings.loopback)
-        connection = WebRTCConnection(call, agent_user, self.settings, self.rooms)
+        connection = WebRTCConnection(call, agent_user, self.settings, self.rooms.remove)
         try:
             self.rooms.add(connection)
         except BaseException:

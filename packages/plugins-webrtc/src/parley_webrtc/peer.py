@@ -1,7 +1,8 @@
 """One browser participant's peer connection with the agent.
 
 A `Peer` owns the `RTCPeerConnection`, drains the participant's tracks into the call, carries
-the data channel both ways, and tells the call when the connection comes up or goes away.
+the data channel both ways, and tells the call when the connection comes up or goes away. It
+knows the call only as a `PeerOwner` (the `WebRTCConnection` is one).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import av
 import numpy as np
@@ -26,10 +27,7 @@ from parley.edge import Participant
 from parley.frames import AudioFrame
 
 from parley_webrtc import inline_decode
-from parley_webrtc.output import OutboundAudioTrack
-
-if TYPE_CHECKING:
-    from parley_webrtc.connection import WebRTCConnection
+from parley_webrtc.output import CallAudioOutput, OutboundAudioTrack
 
 logger = logging.getLogger("parley.webrtc")
 
@@ -41,11 +39,33 @@ class InvalidOffer(ValueError):
     """The browser's SDP offer could not be applied."""
 
 
+class PeerOwner(Protocol):
+    """The call a `Peer` belongs to, as the peer sees it."""
+
+    @property
+    def video_override(self) -> str | None:
+        """A local video file that replaces the participants' cameras, if any."""
+
+    @property
+    def output(self) -> CallAudioOutput:
+        """The agent's audio, which every peer sends."""
+
+    def peer_connected(self, peer: Peer) -> None: ...
+
+    def peer_gone(self, peer: Peer, reason: str) -> None: ...
+
+    def audio_received(self, participant: Participant, frame: AudioFrame) -> None: ...
+
+    def video_received(self, participant: Participant, frame: av.VideoFrame) -> None: ...
+
+    def data_received(self, participant: Participant, message: dict[str, Any]) -> None: ...
+
+
 class Peer:
     def __init__(
-        self, room: WebRTCConnection, participant: Participant, ice_servers: tuple[str, ...]
+        self, owner: PeerOwner, participant: Participant, ice_servers: tuple[str, ...]
     ) -> None:
-        self.room = room
+        self.owner = owner
         self.participant = participant
         configuration = RTCConfiguration(iceServers=[RTCIceServer(url) for url in ice_servers])
         self.pc = RTCPeerConnection(configuration)
@@ -73,7 +93,7 @@ class Peer:
             await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         except Exception as exc:  # aiortc raises ValueError, KeyError, AssertionError…
             raise InvalidOffer(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
-        if self.room.video_override is not None:
+        if self.owner.video_override is not None:
             # A local file plays as this participant's video: ask the browser not to send its
             # camera at all (nothing to decode, nothing to drop).
             for transceiver in self.pc.getTransceivers():
@@ -84,7 +104,7 @@ class Peer:
             if inline_decode.install(transceiver.receiver, self._on_audio_frame):
                 self.inline_audio = True
         if audio:
-            self.audio_track = OutboundAudioTrack(self.room.output)
+            self.audio_track = OutboundAudioTrack(self.owner.output)
             self.pc.addTrack(self.audio_track)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.pc.localDescription.sdp
@@ -129,7 +149,7 @@ class Peer:
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and not self.inline_audio:
             self._spawn(self._read_audio(track))
-        elif track.kind == "video" and self.room.video_override is None:
+        elif track.kind == "video" and self.owner.video_override is None:
             self._spawn(self._read_video(track))
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
@@ -146,9 +166,9 @@ class Peer:
         if state == "connected" and not self.connected:
             self.connected = True
             self.last_seen = self._loop.time()
-            self.room._peer_connected(self)
+            self.owner.peer_connected(self)
         elif state in ("failed", "closed") and not self._closed:
-            self.room._peer_gone(self, f"peer connection {state}")
+            self.owner.peer_gone(self, f"peer connection {state}")
 
     def _on_message(self, data: str | bytes) -> None:
         self.last_seen = self._loop.time()
@@ -162,7 +182,7 @@ class Peer:
             return
         if message["type"] == "ping":  # the page's heartbeat: liveness only
             return
-        self.room._data_received(self.participant, message)
+        self.owner.data_received(self.participant, message)
 
     def _drain_outbox(self) -> None:
         channel = self.channel
@@ -183,7 +203,7 @@ class Peer:
         samples = np.frombuffer(memoryview(frame.planes[0]), np.int16, frame.samples * channels)
         mono = samples.copy() if channels == 1 else samples[::channels].copy()
         rate = frame.sample_rate
-        self.room._put_audio(self.participant, AudioFrame(mono, rate, (frame.pts or 0) / rate))
+        self.owner.audio_received(self.participant, AudioFrame(mono, rate, (frame.pts or 0) / rate))
 
     async def _read_audio(self, track: MediaStreamTrack) -> None:
         """The fallback path: read aiortc's decoded frames from the track."""
@@ -195,7 +215,7 @@ class Peer:
 
     async def _read_video(self, track: MediaStreamTrack) -> None:
         """Keep only the newest decoded frame; conversion waits until someone reads it."""
-        put, participant = self.room._put_video, self.participant
+        put, participant = self.owner.video_received, self.participant
         try:
             while True:
                 put(participant, cast(av.VideoFrame, await track.recv()))

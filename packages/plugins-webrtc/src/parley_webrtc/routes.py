@@ -9,8 +9,14 @@ Under ``/webrtc`` (change with ``prefix``):
 - ``POST /webrtc/calls/{call_id}/participants/{pid}/ice``    a trickled ICE candidate
 - ``POST /webrtc/calls/{call_id}/participants/{pid}/leave``  hang up (body optional)
 
-Errors are JSON ``{"detail": "..."}``: 400 bad JSON/SDP/candidate, 404 unknown call or
-participant, 413 body too large, 415 not JSON, 429 call full.
+Errors are JSON ``{"detail": "..."}``: 400 bad JSON/SDP/candidate/call id, 401/403 refused by
+a permission callback, 404 unknown call or participant, 413 body too large, 415 not JSON, 429
+call full.
+
+Permissions: given ``permissions`` (the server's `RouteContext.permissions`), joining a call
+(offer, ICE, leave, the demo page for a call) needs the right to start a session on it, and
+``GET /calls`` lists only the calls whose sessions the client may list. The static assets are
+public. Offers are checked (`sdp_problem`) before they take a participant slot.
 
 Several nodes: given the launcher's `SessionRegistry`, a request for a call whose session runs
 on another node is answered with ``307 Temporary Redirect`` to the same path on that node
@@ -22,12 +28,14 @@ the browser then talks to the owning node directly.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from aiortc.sdp import SessionDescription
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from parley.edge import User
 from parley.launcher import (
@@ -36,6 +44,7 @@ from parley.launcher import (
     LauncherError,
     LauncherNotRunning,
     SessionLimitExceeded,
+    validate_call_id,
 )
 from parley.registry import SessionRegistry
 from parley.store import StoreUnavailable
@@ -49,6 +58,10 @@ EnsureCall = Callable[[str], Awaitable[None]]
 M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY_BYTES = 64 * 1024  # a browser offer with audio, video and data is ~6-12 KB
+# What aiortc's DTLS can verify (RFC 8122 names; browsers send sha-256).
+FINGERPRINT_ALGORITHMS = frozenset({"sha-256", "sha-384", "sha-512"})
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_MEDIA = re.compile(r"^m=(\w+) (\d{1,5})(?:/\d+)? \S+")
 ENDED_STATES = frozenset({"closing", "closed", "failed"})
 STATIC_FILES = {
     "app.js": "text/javascript; charset=utf-8",
@@ -76,6 +89,25 @@ class CandidateIn(BaseModel):
     sdp_mline_index: int | None = Field(default=None, alias="sdpMLineIndex", ge=0, le=64)
 
 
+class CallPermissions(Protocol):
+    """The server's permission callbacks as this router uses them (`RouteContext.permissions`)."""
+
+    @property
+    def join_call(self) -> Callable[..., Any]:
+        """A FastAPI dependency for a route with ``{call_id}`` in its path."""
+
+    async def allows(self, request: Request, right: str, call_id: str) -> bool:
+        """Whether ``right`` (``"join_call"``, ``"list_sessions"``) is granted on ``call_id``."""
+
+
+def valid_call_id(call_id: str) -> str:
+    """Runs before the permission callbacks, so they only see valid call ids."""
+    try:
+        return validate_call_id(call_id)
+    except InvalidCallId as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
 def create_router(
     rooms: Rooms | None = None,
     *,
@@ -84,6 +116,7 @@ def create_router(
     registry: SessionRegistry | None = None,
     join_wait: float = 10.0,
     max_body_bytes: int = MAX_BODY_BYTES,
+    permissions: CallPermissions | None = None,
 ) -> APIRouter:
     """Build the signaling router.
 
@@ -91,17 +124,24 @@ def create_router(
     async callable run when an offer names a call no agent is on yet (a launcher can start a
     session there); the route then waits up to ``join_wait`` seconds for the agent to join.
     ``registry``: the launcher's `SessionRegistry`; requests for a call hosted by another
-    node are redirected there (307).
+    node are redirected there (307). ``permissions``: who may join and list calls (see the
+    module docstring); None allows everyone, for apps that guard the router themselves.
     """
     calls = rooms if rooms is not None else default_rooms
     router = APIRouter(prefix=prefix, tags=["webrtc"])
+    joining: list[Any] = [Depends(valid_call_id)]
+    if permissions is not None:
+        joining.append(Depends(permissions.join_call))
+
+    async def may(request: Request, right: str, call_id: str) -> bool:
+        return permissions is None or await permissions.allows(request, right, call_id)
 
     async def owner_url(call_id: str, request: Request) -> str | None:
         """This request's URL on the node that hosts ``call_id``, if another node does."""
         if registry is None:
             return None
         try:
-            records = await registry.list(call_id)
+            records = await registry.list_sessions(call_id)
         except StoreUnavailable as exc:
             raise HTTPException(
                 503, f"cannot look up call {call_id!r} in the session registry: {exc}"
@@ -137,7 +177,7 @@ def create_router(
             raise HTTPException(400, str(exc)) from exc
         except SessionLimitExceeded as exc:
             raise HTTPException(429, f"cannot start an agent on call {call_id!r}: {exc}") from exc
-        except LauncherNotRunning as exc:
+        except (LauncherNotRunning, StoreUnavailable) as exc:
             raise HTTPException(503, f"cannot start an agent on call {call_id!r}: {exc}") from exc
         except LauncherError as exc:
             raise HTTPException(
@@ -180,6 +220,10 @@ def create_router(
 
     @router.get("/", response_class=HTMLResponse, summary="Browser demo page")
     async def demo_page(request: Request, call: str | None = None) -> Response:
+        if call:
+            valid_call_id(call)
+            if not await may(request, "join_call", call):
+                raise HTTPException(403, f"not allowed to join call {call!r}")
         if call and calls.get(call) is None:
             try:
                 elsewhere = await owner_url(call, request)
@@ -196,7 +240,8 @@ def create_router(
         return Response(_static_text(name), media_type=STATIC_FILES[name])
 
     @router.get("/calls", summary="Calls hosted by this process")
-    async def list_calls() -> dict[str, Any]:
+    async def list_calls(request: Request) -> dict[str, Any]:
+        visible = [room for room in calls if await may(request, "list_sessions", room.call.call_id)]
         return {
             "calls": [
                 {
@@ -206,7 +251,7 @@ def create_router(
                     "participants": len(room.peers),
                     "max_participants": room.max_participants,
                 }
-                for room in calls
+                for room in visible
             ]
         }
 
@@ -214,6 +259,7 @@ def create_router(
         "/calls/{call_id}/offer",
         summary="Join a call: SDP offer in, answer out",
         response_model=None,
+        dependencies=joining,
     )
     async def offer(call_id: str, request: Request) -> dict[str, Any] | Response:
         body = _validate(OfferIn, await _read_json(request, max_body_bytes))
@@ -246,6 +292,7 @@ def create_router(
         "/calls/{call_id}/participants/{participant_id}/ice",
         summary="Trickle ICE",
         response_model=None,
+        dependencies=joining,
     )
     async def ice(call_id: str, participant_id: str, request: Request) -> dict[str, Any] | Response:
         body = _validate(CandidateIn, await _read_json(request, max_body_bytes))
@@ -263,6 +310,7 @@ def create_router(
         "/calls/{call_id}/participants/{participant_id}/leave",
         summary="Hang up",
         response_model=None,
+        dependencies=joining,
     )
     async def leave(
         call_id: str, participant_id: str, request: Request
@@ -295,16 +343,54 @@ def node_base_url(address: str | None) -> str | None:
 
 
 def sdp_problem(sdp: str) -> str | None:
-    """What makes ``sdp`` unusable as a WebRTC offer, or None if it looks sound."""
+    """What makes ``sdp`` unusable as a WebRTC offer, or None if it looks sound.
+
+    Checked before the offer takes a participant slot: everything aiortc would otherwise
+    accept and fail on later (or never), from control bytes to a call without audio.
+    """
+    if _CONTROL.search(sdp):
+        return "it contains control characters (e.g. NUL bytes)"
     lines = [line.strip() for line in sdp.splitlines() if line.strip()]
     if not lines or lines[0] != "v=0":
         return "it must start with the line 'v=0'"
-    if not any(line.startswith("m=") for line in lines):
+    media = [line for line in lines if line.startswith("m=")]
+    if not media:
         return "it has no media section ('m=' line)"
+    for line in media:
+        match = _MEDIA.match(line)
+        if match is None or int(match.group(2)) > 65535:
+            return f"malformed media line {line[:80]!r} (m=<kind> <port 0-65535> <proto> <fmt>)"
+    if not any(line.startswith("m=audio ") for line in media):
+        return "it has no audio section ('m=audio'): the call needs the participant's audio"
     if not any(line.startswith("a=ice-ufrag:") for line in lines):
         return "it has no ICE credentials ('a=ice-ufrag:')"
-    if not any(line.startswith("a=fingerprint:") for line in lines):
+    fingerprints = [
+        line.removeprefix("a=fingerprint:") for line in lines if line.startswith("a=fingerprint:")
+    ]
+    if not fingerprints:
         return "it has no DTLS fingerprint ('a=fingerprint:')"
+    for fingerprint in fingerprints:
+        algorithm = fingerprint.split(" ", 1)[0].lower()
+        if algorithm not in FINGERPRINT_ALGORITHMS:
+            return (
+                f"unsupported DTLS fingerprint algorithm {algorithm[:20]!r}; use one of "
+                f"{', '.join(sorted(FINGERPRINT_ALGORITHMS))}"
+            )
+    for line in lines:
+        if line.startswith("a=candidate:") and (problem := _candidate_problem(line)):
+            return problem
+    try:
+        SessionDescription.parse(sdp)
+    except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError…
+        return f"{type(exc).__name__}: {exc}".rstrip(": ")
+    return None
+
+
+def _candidate_problem(line: str) -> str | None:
+    # candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type>
+    parts = line.split()
+    if len(parts) < 8 or not parts[5].isdigit() or int(parts[5]) > 65535:
+        return f"malformed ICE candidate line {line[:80]!r}"
     return None
 
 

@@ -15,7 +15,8 @@ class WebRTCSettings:
     - ``ice_servers``: STUN/TURN URLs for the agent's side; empty means host candidates only
       (right for localhost and LAN; aiortc would otherwise default to a public STUN server).
     - ``loopback``: offer 127.0.0.1 as a candidate (``"auto"``: only on loopback-only hosts).
-    - ``connect_timeout``: seconds a peer may take from offer to connected.
+    - ``connect_timeout``: seconds a peer may take from offer to connected (default 5); a
+      peer that never connects gives its participant slot back after that.
     - ``liveness_timeout``: seconds without audio or data-channel traffic before a connected
       peer counts as gone (the demo page pings every 2 s).
     - ``max_buffered``: seconds of agent speech `AudioOutput.write` buffers before it waits.
@@ -29,7 +30,7 @@ class WebRTCSettings:
     max_participants: int = 4
     ice_servers: tuple[str, ...] = ()
     loopback: LoopbackMode = "auto"
-    connect_timeout: float = 15.0
+    connect_timeout: float = 5.0
     liveness_timeout: float = 10.0
     max_buffered: float = 1.0
     input_queue_frames: int = 100

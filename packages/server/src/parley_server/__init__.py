@@ -43,7 +43,7 @@ def __getattr__(name: str) -> Any:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    from parley_server.cli import target_commands
+    from parley_server.loading import target_commands
 
     for command in target_commands():
         cli.add_command(command)

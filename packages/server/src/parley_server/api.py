@@ -1,12 +1,15 @@
 """The default FastAPI app: the session API, health, readiness and metrics.
 
 (No ``from __future__ import annotations`` here: FastAPI reads the route signatures at
-runtime, and the request body's model is chosen per Runner.)
+runtime, and the request body's model is built from the `ServeOptions`.)
 """
 
+import asyncio
 import re
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
+from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Response
@@ -30,7 +33,7 @@ from parley_server.errors import (
     JSONCORSMiddleware,
     error_body,
     install_error_handlers,
-    require_json,
+    require_json_object,
 )
 from parley_server.models import (
     CALL_ID_SCHEMA,
@@ -43,13 +46,20 @@ from parley_server.models import (
     SessionInfo,
     SessionList,
     SessionStarted,
+    StartSessionRequest,
     start_request_model,
 )
+from parley_server.permissions import Permissions
 
 if TYPE_CHECKING:
-    from parley_server.runner import Runner
+    from parley.launcher import AgentLauncher
+
+    from parley_server.metrics import ServerMetrics
+    from parley_server.options import ServeOptions
 
 _SESSION_ID = re.compile(SESSION_ID_SCHEMA["pattern"])
+VIDEO_TRACK_OVERRIDE = "video_track_override"
+STORE_PROBE_TIMEOUT = 0.5  # /ready answers within about this long, even with the store hung
 
 CallId = Annotated[
     str, Path(description="The call's id: 1-128 characters from a-z, 0-9, '_' and '-'")
@@ -64,10 +74,10 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         403: "Refused by a permission callback: not allowed",
         404: "No such session",
         413: "Body too large",
-        415: "Body is not JSON",
+        415: "Body is not JSON (a start request needs Content-Type: application/json)",
         429: "A session limit is reached",
         500: "The agent failed to start",
-        503: "The server is not admitting sessions (not started or draining)",
+        503: "Not admitting sessions (not started or draining), or the session store is down",
     }
     return {code: {"model": ErrorResponse, "description": described[code]} for code in codes}
 
@@ -91,20 +101,28 @@ def valid_session_id(session_id: SessionId) -> str:
     return session_id
 
 
-def create_app(runner: "Runner") -> FastAPI:
-    options = runner.serve_options
+def create_app(
+    launcher: "AgentLauncher",
+    options: "ServeOptions",
+    *,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    metrics: "ServerMetrics",
+) -> FastAPI:
+    """The default app: ``launcher``'s session API, shaped by ``options``; ``metrics`` is
+    served at ``/metrics`` when ``options.metrics`` is on."""
     app = FastAPI(
         title="Parley",
         version=parley_version,
         summary="Start, inspect and close agent sessions; health, readiness and metrics.",
-        lifespan=runner.lifespan,
+        lifespan=lifespan,
         docs_url="/docs" if options.docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if options.docs else None,
     )
     install_error_handlers(app)
-    app.include_router(health_routes(runner))  # first: probes match without other routes
-    app.include_router(session_routes(runner))
+    # Health first: probes match without other routes.
+    app.include_router(health_routes(launcher, metrics if options.metrics else None))
+    app.include_router(session_routes(launcher, options))
     app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimitMiddleware, max_bytes=options.max_body_bytes)
     if options.cors_allow_origins:
@@ -119,34 +137,43 @@ def create_app(runner: "Runner") -> FastAPI:
     return app
 
 
-def session_routes(runner: "Runner") -> APIRouter:
-    launcher = runner.launcher
-    options = runner.serve_options
+def session_routes(launcher: "AgentLauncher", options: "ServeOptions") -> APIRouter:
     request_model = start_request_model(options.session_params)
     router = APIRouter(prefix="/calls/{call_id}/sessions", tags=["sessions"])
     call_checked = [Depends(valid_call_id)]
+    permissions = Permissions(options)
+    override_dir = options.video_track_override_dir
 
     @router.post(
         "",
         status_code=201,
         response_model=SessionStarted,
         summary="Start an agent session on a call",
-        dependencies=[*call_checked, Depends(options.can_start_session), Depends(require_json)],
+        dependencies=[
+            *call_checked,
+            Depends(permissions.start_session),
+            Depends(require_json_object),
+        ],
         responses=_errors(400, 401, 403, 413, 415, 429, 500, 503),
     )
     async def start_session(
         call_id: CallId,
         response: Response,
-        body: Annotated[request_model | None, Body()] = None,  # type: ignore[valid-type]
+        body: Annotated[request_model, Body()],  # type: ignore[valid-type]
     ) -> SessionStarted:
         """Create an agent and put it on the call. Returns once the agent has joined and
         its session runs (201); a join that fails answers 500 and leaves a ``failed``
         record that GET shows for a while."""
-        request = body if body is not None else request_model()
-        try:
-            session = await launcher.start_session(
-                call_id, request.call_type, **request.param_kwargs()
+        request: StartSessionRequest = body
+        params = request.param_kwargs()
+        if VIDEO_TRACK_OVERRIDE in params:
+            params[VIDEO_TRACK_OVERRIDE] = await _allowed_video_file(
+                params[VIDEO_TRACK_OVERRIDE], override_dir
             )
+        try:
+            session = await launcher.start_session(call_id, request.call_type, **params)
+        except StoreUnavailable:
+            raise _store_unavailable() from None
         except InvalidCallId as exc:
             raise ApiError(400, "invalid_call_id", str(exc)) from None
         except CallSessionLimitExceeded as exc:
@@ -175,7 +202,7 @@ def session_routes(runner: "Runner") -> APIRouter:
         "",
         response_model=SessionList,
         summary="List the call's sessions on every node",
-        dependencies=[*call_checked, Depends(options.can_list_sessions)],
+        dependencies=[*call_checked, Depends(permissions.list_sessions)],
         responses=_errors(400, 401, 403, 503),
     )
     async def list_sessions(call_id: CallId) -> SessionList:
@@ -186,7 +213,7 @@ def session_routes(runner: "Runner") -> APIRouter:
         "/{session_id}",
         response_model=SessionInfo,
         summary="A session's state, node and metrics, wherever it runs",
-        dependencies=[*call_checked, Depends(valid_session_id), Depends(options.can_view_session)],
+        dependencies=[*call_checked, Depends(valid_session_id), Depends(permissions.view_session)],
         responses=_errors(400, 401, 403, 404, 503),
     )
     async def get_session(call_id: CallId, session_id: SessionId) -> SessionInfo:
@@ -201,7 +228,7 @@ def session_routes(runner: "Runner") -> APIRouter:
         "dependencies": [
             *call_checked,
             Depends(valid_session_id),
-            Depends(options.can_close_session),
+            Depends(permissions.close_session),
         ],
         "responses": _errors(400, 401, 403, 404, 413, 503),
     }
@@ -225,13 +252,22 @@ def session_routes(runner: "Runner") -> APIRouter:
     return router
 
 
-def health_routes(runner: "Runner") -> APIRouter:
-    launcher = runner.launcher
+def health_routes(launcher: "AgentLauncher", server_metrics: "ServerMetrics | None") -> APIRouter:
+    """``/health``, ``/ready``, and ``/metrics`` unless ``server_metrics`` is None."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/health", response_model=Health, summary="Liveness: the process answers")
     async def health() -> Health:
         return Health()
+
+    @router.head("/health", include_in_schema=False)
+    async def health_head() -> Response:
+        return Response(status_code=200)
+
+    @router.head("/ready", include_in_schema=False)
+    async def ready_head() -> Response:
+        ready = launcher.ready and await _store_answers(launcher)
+        return Response(status_code=200 if ready else 503)
 
     @router.get(
         "/ready",
@@ -242,13 +278,14 @@ def health_routes(runner: "Runner") -> APIRouter:
     async def ready() -> Any:
         """503 while the launcher is not started, drains, cannot reach its session store,
         or runs ``max_concurrent_sessions`` sessions."""
+        store_healthy = await _store_answers(launcher)
         stats = launcher.stats()
         capacity = launcher.max_concurrent_sessions
         readiness = Readiness(
-            ready=launcher.ready,
+            ready=launcher.ready and store_healthy,
             running=launcher.running,
             draining=launcher.draining,
-            store_healthy=launcher.registry.healthy,
+            store_healthy=store_healthy,
             sessions=stats.running,
             starting=stats.starting,
             capacity=capacity,
@@ -270,7 +307,7 @@ def health_routes(runner: "Runner") -> APIRouter:
         )
         return JSONResponse(body, status_code=503)
 
-    if runner.serve_options.metrics:
+    if server_metrics is not None:
 
         @router.get(
             "/metrics",
@@ -279,7 +316,7 @@ def health_routes(runner: "Runner") -> APIRouter:
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
         )
         async def metrics() -> Response:
-            return Response(runner.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+            return Response(server_metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return router
 
@@ -288,14 +325,57 @@ async def _store_call(operation: Any) -> Any:
     try:
         return await operation
     except StoreUnavailable:
-        raise ApiError(
-            503,
-            "store_unavailable",
-            "the session store is unreachable; retry shortly",
-            {"Retry-After": "5"},
-        ) from None
+        raise _store_unavailable() from None
     except InvalidCallId as exc:
         raise ApiError(400, "invalid_call_id", str(exc)) from None
+
+
+async def _store_answers(launcher: "AgentLauncher") -> bool:
+    """The registry saw no failure since its last success, and the store answers a ping now
+    (within `STORE_PROBE_TIMEOUT`): a probe notices an outage even when no request has."""
+    if not launcher.registry.healthy:
+        return False
+    try:
+        return await asyncio.wait_for(launcher.registry.store.ping(), STORE_PROBE_TIMEOUT)
+    except (TimeoutError, StoreUnavailable):
+        return False
+
+
+def _store_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "store_unavailable",
+        "the session store is unreachable; retry shortly",
+        {"Retry-After": "5"},
+    )
+
+
+async def _allowed_video_file(value: Any, directory: Any) -> str:
+    """``params.video_track_override`` from HTTP: a file under ``directory``, or 400. The
+    error is the same whether or not another path exists, so it reveals nothing."""
+    if directory is None:
+        raise ApiError(
+            400,
+            "video_track_override_disabled",
+            "params.video_track_override is not accepted over HTTP on this server "
+            "(ServeOptions.video_track_override_dir enables it for one directory)",
+        )
+
+    def resolve() -> str | None:
+        root = FilePath(directory).resolve()
+        if not isinstance(value, str) or not value or "\x00" in value:
+            return None
+        path = (root / value).resolve()
+        return str(path) if path.is_relative_to(root) and path.is_file() else None
+
+    found = await asyncio.to_thread(resolve)
+    if found is None:
+        raise ApiError(
+            400,
+            "video_track_override_refused",
+            "params.video_track_override must name a file in the server's video directory",
+        )
+    return found
 
 
 def _not_found(call_id: str, session_id: str) -> ApiError:

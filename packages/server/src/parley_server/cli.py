@@ -1,23 +1,31 @@
 """The ``run`` and ``serve`` commands, for a script's ``Runner.cli()`` and for the ``parley``
-console script (``parley serve path/to/agent.py``). Heavy imports wait for the command."""
+console script (``parley serve path/to/agent.py``, built in `parley_server.loading`). Heavy
+imports wait for the command."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 
 from parley_server.console import LOG_LEVELS
 
 if TYPE_CHECKING:
-    from parley_server.runner import Runner
     from parley_server.targets import Target
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _LEVEL = click.Choice(LOG_LEVELS, case_sensitive=False)
+
+
+class Servable(Protocol):
+    """What the commands drive: a `Runner`'s ``run`` and ``serve``."""
+
+    def run(self, *args: Any, **kwargs: Any) -> None: ...
+
+    def serve(self, *args: Any, **kwargs: Any) -> None: ...
 
 
 def _check_call_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -31,7 +39,7 @@ def _check_call_id(ctx: click.Context, param: click.Parameter, value: str | None
         raise click.BadParameter(str(exc)) from None
 
 
-def _run_options(command: F) -> F:
+def run_options(command: F) -> F:
     decorators = [
         click.option("--call-type", default="default", show_default=True, help="Call type."),
         click.option(
@@ -56,7 +64,7 @@ def _run_options(command: F) -> F:
     return command
 
 
-def _serve_options(command: F) -> F:
+def serve_options(command: F) -> F:
     decorators = [
         click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind."),
         click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True),
@@ -91,7 +99,7 @@ def _serve_options(command: F) -> F:
     return command
 
 
-def _run(runner: Runner, options: dict[str, Any]) -> None:
+def run_from_options(runner: Servable, options: dict[str, Any]) -> None:
     runner.run(
         call_type=options["call_type"],
         call_id=options["call_id"],
@@ -105,7 +113,9 @@ def _run(runner: Runner, options: dict[str, Any]) -> None:
     )
 
 
-def _serve(runner: Runner, options: dict[str, Any], target: Target | None = None) -> None:
+def serve_from_options(
+    runner: Servable, options: dict[str, Any], target: Target | None = None
+) -> None:
     runner.serve(
         host=options["host"],
         port=options["port"],
@@ -118,7 +128,7 @@ def _serve(runner: Runner, options: dict[str, Any], target: Target | None = None
     )
 
 
-def runner_group(runner: Runner) -> click.Group:
+def runner_group(runner: Servable) -> click.Group:
     """The commands of ``Runner.cli()``."""
 
     @click.group(help="Run this agent: `run` (console, one call) or `serve` (HTTP API).")
@@ -126,48 +136,15 @@ def runner_group(runner: Runner) -> click.Group:
         pass
 
     @group.command("run")
-    @_run_options
+    @run_options
     def run_command(**options: Any) -> None:
         """Console mode: serve, put one agent on a call, print the URL to open."""
-        _run(runner, options)
+        run_from_options(runner, options)
 
     @group.command("serve")
-    @_serve_options
+    @serve_options
     def serve_command(**options: Any) -> None:
         """Serve the HTTP session API (POST /calls/{call_id}/sessions starts an agent)."""
-        _serve(runner, options)
+        serve_from_options(runner, options)
 
     return group
-
-
-def _load(target_text: str) -> tuple[Runner, Target]:
-    from parley_server.targets import TargetError, load_runner, parse_target
-
-    try:
-        target = parse_target(target_text)
-        return load_runner(target), target
-    except TargetError as exc:
-        raise click.BadParameter(str(exc), param_hint="TARGET") from None
-
-
-_TARGET_HELP = "TARGET: path/to/agent.py or package.module, optionally :attribute."
-
-
-def target_commands() -> list[click.Command]:
-    """``parley run TARGET`` and ``parley serve TARGET`` for the console script."""
-
-    @click.command("run", help=f"Console mode for an agent. {_TARGET_HELP}")
-    @click.argument("target")
-    @_run_options
-    def run_command(target: str, **options: Any) -> None:
-        runner, _ = _load(target)
-        _run(runner, options)
-
-    @click.command("serve", help=f"Serve an agent's HTTP session API. {_TARGET_HELP}")
-    @click.argument("target")
-    @_serve_options
-    def serve_command(target: str, **options: Any) -> None:
-        runner, where = _load(target)
-        _serve(runner, options, where)
-
-    return [run_command, serve_command]

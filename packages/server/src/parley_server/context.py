@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from parley.launcher import validate_call_id
 
+from parley_server.permissions import Permissions
+
 if TYPE_CHECKING:
     from parley.launcher import AgentLauncher
 
     from parley_server.options import ServeOptions
-    from parley_server.runner import Runner
 
 EnsureCall = Callable[[str], Awaitable[None]]
 
@@ -38,7 +39,9 @@ class RouteContext:
 
     - ``launcher``: the `AgentLauncher` (start, list, close sessions).
     - ``serve_options``: the Runner's `ServeOptions`.
-    - ``runner``: the `Runner` itself.
+    - ``permissions``: the ServeOptions callbacks as dependencies (`Permissions`); every route
+      a plugin mounts should list one (``dependencies=[Depends(context.permissions.join_call)]``)
+      so that the server's callbacks guard it as they guard the session API.
     - ``ensure_call``: ``async (call_id) -> None`` that starts a session on ``call_id`` when
       this node runs none, or None when ``ServeOptions.start_sessions_on_demand`` is off.
     - ``add_demo_page(path, title, serves=None)``: tell the Runner where people join a call
@@ -51,9 +54,12 @@ class RouteContext:
 
     launcher: AgentLauncher
     serve_options: ServeOptions
-    runner: Runner
     ensure_call: EnsureCall | None = None
     demo_pages: list[DemoPage] = field(default_factory=list)
+    permissions: Permissions = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.permissions = Permissions(self.serve_options)
 
     def add_demo_page(
         self, path: str, title: str = "Demo", serves: Callable[[Any], bool] | None = None

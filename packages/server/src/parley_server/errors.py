@@ -6,6 +6,7 @@ non-JSON bodies 415, all in the same shape.
 
 from __future__ import annotations
 
+import json
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -124,18 +125,36 @@ def is_json(content_type: str | None) -> bool:
     )
 
 
-async def require_json(request: Request) -> None:
-    """A dependency: a non-empty body must be JSON (415 otherwise)."""
+async def require_json_object(request: Request) -> None:
+    """A dependency: the body must be JSON (415 otherwise, even when empty: a cross-site form
+    or ``text/plain`` POST needs no CORS preflight) and, when not empty, a JSON object in
+    UTF-8 without a byte-order mark (400 otherwise)."""
     content_type = request.headers.get("content-type")
-    if is_json(content_type):
-        return
-    body = await request.body()
-    if body.strip():
+    if not is_json(content_type):
         raise ApiError(
             415,
             "unsupported_media_type",
-            f"the body must be JSON (Content-Type: application/json), got "
+            f"the body must be a JSON object sent with Content-Type: application/json, got "
             f"{content_type or 'no Content-Type'}",
+        )
+    body = await request.body()
+    if not body.strip():
+        return
+    if body.startswith(b"\xef\xbb\xbf"):
+        raise ApiError(
+            400, "invalid_json", "the body starts with a byte-order mark; send plain UTF-8"
+        )
+    try:
+        parsed = json.loads(body.decode("utf-8"))
+    except ValueError:
+        raise ApiError(
+            400, "invalid_json", "the request body is not valid JSON; send a JSON object"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"the body must be a JSON object, got {type(parsed).__name__}; send {{}} at least",
         )
 
 

@@ -69,7 +69,7 @@ class ErrorResponse(BaseModel):
 
 
 class StartSessionRequest(BaseModel):
-    """Optional body of ``POST /calls/{call_id}/sessions``."""
+    """Body of ``POST /calls/{call_id}/sessions``: a JSON object (``{}`` takes the defaults)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,8 +14,9 @@ if TYPE_CHECKING:
 
 Permission = Callable[..., Any]
 """A FastAPI dependency: it may declare ``call_id`` (and ``session_id``) to receive them from
-the path, headers (``Header()``), other dependencies (``Depends()``), and raise
-``HTTPException(401 | 403, ...)`` to refuse the request. Its return value is ignored."""
+the path, headers (``Header()``), other dependencies (``Depends()``). It refuses the request
+by raising ``HTTPException(401 | 403, ...)`` or by returning ``False`` (403); any other return
+value allows it."""
 
 _ORIGIN = re.compile(r"^https?://[^\s/?#]+$")
 
@@ -44,9 +46,16 @@ class ServeOptions:
     send when starting a session; by default any JSON object with identifier keys is passed
     to ``create_agent`` and ``join_call``.
 
+    The same callbacks guard every route a plugin mounts (WebRTC signaling and demo page:
+    joining a call needs ``can_start_session`` for it; listing calls shows only the calls
+    ``can_list_sessions`` allows).
+
+    ``video_track_override_dir``: ``params.video_track_override`` in a start request is refused
+    unless this names a directory; then only files under it are accepted.
+
     ``start_sessions_on_demand`` lets plugin routes (e.g. a WebRTC offer for a call with no
-    agent yet) start a session themselves; those requests bypass ``can_start_session``, so it
-    is off by default.
+    agent yet) start a session themselves; only the plugin route's own guard checks those
+    starts (parley-webrtc's: ``can_start_session`` for the call), so it is off by default.
     """
 
     fast_api: FastAPI | None = None
@@ -61,6 +70,7 @@ class ServeOptions:
     cors_max_age: int = 600
     max_body_bytes: int = 64 * 1024
     session_params: type[BaseModel] | None = None
+    video_track_override_dir: str | os.PathLike[str] | None = None
     plugin_routes: bool = True
     start_sessions_on_demand: bool = False
     metrics: bool = True

@@ -8,13 +8,18 @@
 When the Runner owns the process (``run``/``serve``/a worker), SIGTERM or SIGINT drains: the
 launcher stops admitting (``/ready`` answers 503, new sessions 503), running sessions finish
 (up to the launcher's ``drain_timeout``), then the server exits. A second signal closes the
-remaining sessions at once. In ``run`` mode the first signal ends the session at once.
+remaining sessions at once and forces the exit: the process ends within `FORCE_EXIT_AFTER`
+seconds even if a session, a start or a part ignores cancellation. In ``run`` mode the first
+signal ends the session at once. Once drained, uvicorn gives open requests
+`GRACEFUL_SHUTDOWN_TIMEOUT` seconds; a client has ``http_protocol.HEADER_TIMEOUT`` s to send a
+request's headers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -35,6 +40,7 @@ from parley.plugins import call_hook
 from parley_server import targets
 from parley_server.console import base_url, configure_logging, is_loopback, show_splash
 from parley_server.context import RouteContext, on_demand_starter
+from parley_server.http_protocol import HeaderTimeoutH11Protocol
 from parley_server.metrics import ServerMetrics
 from parley_server.options import ServeOptions
 
@@ -49,13 +55,26 @@ WORKER_ENV = "PARLEY_SERVER_WORKER"
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _SignalHandler = Callable[[int, FrameType | None], Any] | int | None
 
+GRACEFUL_SHUTDOWN_TIMEOUT = 5.0
+"""Seconds uvicorn waits for open requests once the launcher has drained."""
+FORCE_EXIT_AFTER = 3.0
+"""Seconds between a second SIGINT/SIGTERM and the process's forced exit."""
+
+# uvicorn settings that bound how long a client or a shutdown can hold the server.
+_UVICORN_BOUNDS: dict[str, Any] = {
+    "http": HeaderTimeoutH11Protocol,
+    "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_TIMEOUT,
+}
+
 
 @dataclass
 class _ProcessMode:
     """Set when the Runner owns the process: how a signal drains and ends it."""
 
     drain_timeout: float | None  # None: the launcher's drain_timeout
-    exit_server: Callable[[], None] | None  # None: hand the signal on to the server's handler
+    # Ends the server (force=True: without waiting for open connections); None: hand the
+    # signal on to the server's handler.
+    exit_server: Callable[[bool], None] | None
 
 
 class Runner:
@@ -71,14 +90,15 @@ class Runner:
         self.context = RouteContext(
             launcher=launcher,
             serve_options=options,
-            runner=self,
             ensure_call=on_demand_starter(launcher) if options.start_sessions_on_demand else None,
         )
         self.fast_api: FastAPI
         if options.fast_api is None:
             from parley_server.api import create_app
 
-            self.fast_api = create_app(self)
+            self.fast_api = create_app(
+                launcher, options, lifespan=self.lifespan, metrics=self.metrics
+            )
             if options.plugin_routes:
                 call_hook("register_routes", app=self.fast_api, context=self.context)
         else:
@@ -143,6 +163,10 @@ class Runner:
         loop = asyncio.get_running_loop()
 
         def handler(sig: int, frame: FrameType | None) -> None:
+            self._signals_seen += 1
+            if self._signals_seen == 2:
+                # Armed here, not on the loop: the loop may be what is stuck.
+                _kill_later(FORCE_EXIT_AFTER)
             loop.call_soon_threadsafe(self._on_signal, sig)
 
         for sig in _SIGNALS:
@@ -155,9 +179,8 @@ class Runner:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
     def _on_signal(self, sig: int) -> None:
-        self._signals_seen += 1
         name = signal.Signals(sig).name
-        if self._signals_seen == 1:
+        if self._drain_task is None:
             logger.info(
                 "%s: draining; no new sessions (/ready answers 503); %d session(s) running",
                 name,
@@ -165,9 +188,15 @@ class Runner:
             )
             self._drain_task = asyncio.create_task(self._drain_then_exit(sig))
             return
-        logger.warning("%s again: closing every session now", name)
+        logger.warning(
+            "%s again: closing every session now; the process exits within %g s",
+            name,
+            FORCE_EXIT_AFTER,
+        )
         self._spawn(self.launcher.stop(drain_timeout=0))
-        if self._process is not None and self._process.exit_server is None:
+        if self._process is not None and self._process.exit_server is not None:
+            self._process.exit_server(True)
+        else:
             self._forward(sig)
 
     async def _drain_then_exit(self, sig: int) -> None:
@@ -177,7 +206,7 @@ class Runner:
             logger.info("drained; shutting down")
         finally:
             if self._process is not None and self._process.exit_server is not None:
-                self._process.exit_server()
+                self._process.exit_server(False)
             else:
                 self._forward(sig)
 
@@ -261,7 +290,9 @@ class Runner:
     ) -> int:
         import uvicorn
 
-        config = uvicorn.Config(self.fast_api, host=host, port=port, log_config=None, lifespan="on")
+        config = uvicorn.Config(
+            self.fast_api, host=host, port=port, log_config=None, lifespan="on", **_UVICORN_BOUNDS
+        )
         server = uvicorn.Server(config)
         self._process = _ProcessMode(drain_timeout=0, exit_server=_exit_setter(server))
         serving = asyncio.create_task(server.serve(), name="parley-uvicorn")
@@ -353,6 +384,7 @@ class Runner:
             log_config=None,
             log_level=http_log_level.lower(),
             lifespan="on",
+            **_UVICORN_BOUNDS,
         )
         server = uvicorn.Server(config)
         self._process = _ProcessMode(drain_timeout=None, exit_server=_exit_setter(server))
@@ -391,16 +423,19 @@ class Runner:
             log_config=None,
             log_level=http_log_level.lower(),
             lifespan="on",
+            **_UVICORN_BOUNDS,
         )
 
-    def _own_process(self, drain_timeout: float | None = None) -> None:
-        """Used by a worker: drain on signals, then hand them to the server."""
-        self._process = _ProcessMode(drain_timeout=drain_timeout, exit_server=None)
+    def worker_app(self) -> FastAPI:
+        """The app a uvicorn worker process serves: this Runner owns the process, so a signal
+        drains its sessions and is then handed on to uvicorn's handler."""
+        self._process = _ProcessMode(drain_timeout=None, exit_server=None)
+        return self.fast_api
 
 
 def _calling_module() -> str:
     """The module that built the Runner, skipping this package's own frames."""
-    frame: FrameType | None = sys._getframe(1)
+    frame = inspect.currentframe()
     while frame is not None:
         name = str(frame.f_globals.get("__name__", "__main__"))
         if name != "parley_server" and not name.startswith("parley_server."):
@@ -409,11 +444,28 @@ def _calling_module() -> str:
     return "__main__"
 
 
-def _exit_setter(server: Any) -> Callable[[], None]:
-    def exit_server() -> None:
+def _exit_setter(server: Any) -> Callable[[bool], None]:
+    def exit_server(force: bool) -> None:
         server.should_exit = True
+        if force:
+            server.force_exit = True
 
     return exit_server
+
+
+def _kill_later(delay: float) -> None:
+    """SIGKILL this process in ``delay`` seconds unless it has ended: nothing, not a stuck
+    task nor a blocked event loop, can stop that (a daemon thread's timer)."""
+
+    def force_exit() -> None:
+        logger.error("forced exit: the server did not stop within %g s of the second signal", delay)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    timer = threading.Timer(delay, force_exit)
+    timer.daemon = True
+    timer.start()
 
 
 def _bound_port(server: Any, default: int) -> int:

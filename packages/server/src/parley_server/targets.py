@@ -1,4 +1,4 @@
-"""Finding a user's Runner again in another process (uvicorn workers, ``parley serve``).
+"""Where a user's Runner is built, and running that code again in *capture mode*.
 
 A target names where a Runner is built: a script path (``agent.py``), a module run with
 ``-m``, or an importable module, optionally with an attribute (``myapp.server:runner``).
@@ -9,6 +9,8 @@ and its ``cli()``/``run()``/``serve()`` return at once, so the usual style-A scr
         Runner(AgentLauncher(create_agent=..., join_call=...), ServeOptions(...)).cli()
 
 yields the very Runner (with its ServeOptions) that the user wrote, without serving twice.
+This module knows nothing of `Runner` (it records whatever is built); `parley_server.loading`
+picks the Runner out of what a target built.
 """
 
 from __future__ import annotations
@@ -22,10 +24,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from parley_server.runner import Runner
+from typing import Any, Literal
 
 Kind = Literal["path", "main-module", "module"]
 
@@ -88,33 +87,32 @@ def caller_target(module_name: str) -> Target | None:
 
 
 def capturing_active() -> bool:
-    return getattr(_capture, "runners", None) is not None
+    return getattr(_capture, "built", None) is not None
 
 
-def record(runner: Runner) -> None:
-    runners: list[Runner] | None = getattr(_capture, "runners", None)
-    if runners is not None:
-        runners.append(runner)
+def record(built: object) -> None:
+    """Note ``built`` (a Runner, from its constructor) if a target is being loaded."""
+    captured: list[object] | None = getattr(_capture, "built", None)
+    if captured is not None:
+        captured.append(built)
 
 
 @contextmanager
-def capturing() -> Iterator[list[Runner]]:
-    previous = getattr(_capture, "runners", None)
-    runners: list[Runner] = []
-    _capture.runners = runners
+def capturing() -> Iterator[list[object]]:
+    previous = getattr(_capture, "built", None)
+    built: list[object] = []
+    _capture.built = built
     try:
-        yield runners
+        yield built
     finally:
-        _capture.runners = previous
+        _capture.built = previous
 
 
-def load_runner(target: Target) -> Runner:
-    """Run ``target``'s code in capture mode and return its Runner."""
-    from parley_server.runner import Runner
-
+def run_captured(target: Target) -> tuple[dict[str, Any], list[object]]:
+    """Run ``target``'s code in capture mode: its namespace and what it recorded meanwhile."""
     with capturing() as built:
         try:
-            namespace = _execute(target)
+            return _execute(target), built
         except SystemExit as exc:  # e.g. ``sys.exit(runner.cli())``, cli() returning None
             if exc.code not in (None, 0):
                 raise TargetError(f"{target} exited with {exc.code!r} while loading") from exc
@@ -122,48 +120,7 @@ def load_runner(target: Target) -> Runner:
                 raise TargetError(
                     f"{target} exited while loading, before building a Runner"
                 ) from exc
-            namespace = {}
-    if target.attr is not None:
-        if target.attr not in namespace:
-            raise TargetError(f"{target}: {target.value} has no attribute {target.attr!r}")
-        found = _as_runner(namespace[target.attr])
-        if found is None:
-            raise TargetError(
-                f"{target}: {target.attr!r} is a {type(namespace[target.attr]).__name__}, "
-                "not a Runner or an AgentLauncher"
-            )
-        return found
-    if built:
-        return built[-1]
-    for value in list(namespace.values()):
-        if isinstance(value, Runner):
-            return value
-    for value in list(namespace.values()):
-        found = _as_runner(value)
-        if found is not None:
-            return found
-    create_agent, join_call = namespace.get("create_agent"), namespace.get("join_call")
-    if callable(create_agent) and callable(join_call):
-        from parley.launcher import AgentLauncher
-
-        return Runner(AgentLauncher(create_agent, join_call))
-    raise TargetError(
-        f"{target} builds no Runner: build one (Runner(launcher).cli() under "
-        "if __name__ == '__main__'), or define a module-level Runner or AgentLauncher, or "
-        "async functions create_agent and join_call"
-    )
-
-
-def _as_runner(value: Any) -> Runner | None:
-    from parley.launcher import AgentLauncher
-
-    from parley_server.runner import Runner
-
-    if isinstance(value, Runner):
-        return value
-    if isinstance(value, AgentLauncher):
-        return Runner(value)
-    return None
+            return {}, built
 
 
 def _execute(target: Target) -> dict[str, Any]:

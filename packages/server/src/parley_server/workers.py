@@ -12,8 +12,9 @@ import os
 from typing import Any
 
 from parley_server.console import configure_logging
+from parley_server.loading import load_runner
 from parley_server.runner import WORKER_ENV
-from parley_server.targets import Target, load_runner
+from parley_server.targets import Target
 
 
 def create_app() -> Any:
@@ -24,6 +25,4 @@ def create_app() -> Any:
         )
     settings = json.loads(raw)
     configure_logging(settings.get("log_level", "INFO"), settings.get("http_log_level", "INFO"))
-    runner = load_runner(Target.from_dict(settings["target"]))
-    runner._own_process()
-    return runner.fast_api
+    return load_runner(Target.from_dict(settings["target"])).worker_app()
