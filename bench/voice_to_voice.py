@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from _common import Summary, bar, header, load_note
-from parley import cascade
 from parley.audio import resample
 from parley.chat import ChatContext
 from parley.events import ToolCalled, Transcript, TurnMetricsReady
@@ -303,7 +302,7 @@ async def measure_baseline(turns: Sequence[Turn], whisper_threads: int) -> Basel
         started = time.perf_counter()
         await whisper.recognize(turn.clip.audio)
         baseline.stt.append(time.perf_counter() - started)
-        splitter: SentenceSplitter = getattr(cascade, "SentenceSplitter")()  # noqa: B009
+        splitter = SentenceSplitter()
         pieces = splitter.push(turn.reply) + splitter.flush()
         if pieces:
             started = time.perf_counter()
