@@ -26,10 +26,10 @@ from types import TracebackType
 from typing import Any, Self
 
 try:
+    import httpx2
     import mcp
     import mcp.types
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared._httpx_utils import create_mcp_http_client
     from mcp.shared.exceptions import MCPError
 except ImportError as exc:
     raise ImportError(
@@ -260,9 +260,11 @@ class MCPServerHTTP(MCPServer):
 
     @asynccontextmanager
     async def _transport(self) -> AsyncIterator[Streams]:
-        # The SDK leaves closing a caller-provided HTTP client to the caller.
+        # The SDK leaves closing a caller-provided HTTP client to the caller. Its transports'
+        # defaults: 30 s, but a read may wait 300 s (a server holds a response stream open).
+        timeout = httpx2.Timeout(30.0, read=300.0)
         async with (
-            create_mcp_http_client(headers=self.headers) as http,
+            httpx2.AsyncClient(headers=self.headers, timeout=timeout) as http,
             streamable_http_client(self.url, http_client=http) as streams,
         ):
             yield streams[0], streams[1]
