@@ -50,6 +50,8 @@ def fake_launcher(
     async def join_call(agent: Agent, call_type: str, call_id: str, **params: Any) -> None:
         if params.get("fail_join"):
             raise ConnectionError("the edge refused the join")
+        if params.get("stuck_join"):
+            await asyncio.Event().wait()  # a join that never comes back
         call = await agent.create_call(call_type, call_id)
         async with agent.join(call):
             await agent.finish()

@@ -109,6 +109,21 @@ async def test_a_start_request_that_is_not_a_json_object_starts_nothing(
         assert (await client.get("/calls/demo/sessions")).json()["sessions"] == []
 
 
+async def test_a_start_stuck_past_start_timeout_answers_504_and_frees_its_slot() -> None:
+    calls = Calls()
+    launcher = fake_launcher(calls, start_timeout=0.3, max_sessions_per_call=1)
+    async with serving(Runner(launcher)) as client:
+        stuck = await client.post("/calls/demo/sessions", json={"params": {"stuck_join": True}})
+        assert stuck.status_code == 504, stuck.text
+        assert stuck.json()["error"] == "session_start_timeout"
+        assert "start_timeout=0.3 s" in stuck.json()["detail"]
+        assert (launcher.stats().running, launcher.stats().starting) == (0, 0)
+        assert [t for t in parley_tasks() if t.get_name().startswith("parley-sess")] == []
+        # The slot the stuck start held on the call is free again.
+        started = await client.post("/calls/demo/sessions", json={})
+        assert started.status_code == 201, started.text
+
+
 # --- video_track_override from HTTP ----------------------------------------------------------
 
 

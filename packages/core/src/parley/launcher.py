@@ -62,6 +62,10 @@ class SessionStartFailed(LauncherError):
     """``create_agent`` or ``join_call`` failed; the session is recorded as failed."""
 
 
+class SessionStartTimedOut(SessionStartFailed):
+    """``create_agent`` or ``join_call`` took longer than ``start_timeout``; its slots are free."""
+
+
 def validate_call_id(call_id: str) -> str:
     if (
         not isinstance(call_id, str)
@@ -98,6 +102,14 @@ class LauncherStats:
 
 
 class AgentLauncher:
+    """Starts, limits, watches and drains this node's sessions.
+
+    ``start_timeout`` (default 30 s) bounds a start from calling ``create_agent`` until
+    ``join_call`` has the session started: a start that takes longer is cancelled, frees its
+    slots, is recorded as failed and raises `SessionStartFailed`, so a stuck provider or edge
+    never holds the node's capacity.
+    """
+
     def __init__(
         self,
         create_agent: Callable[..., Awaitable[Agent]],
@@ -110,7 +122,7 @@ class AgentLauncher:
         maintenance_interval: float = 5.0,
         registry: SessionRegistry | None = None,
         drain_timeout: float = 30.0,
-        join_timeout: float = 30.0,
+        start_timeout: float = 30.0,
         warm_up: bool = True,
     ) -> None:
         for name, value in (
@@ -119,8 +131,12 @@ class AgentLauncher:
         ):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1 (or None for no limit), got {value}")
-        if maintenance_interval <= 0:
-            raise ValueError("maintenance_interval must be positive")
+        for name, timing in (
+            ("maintenance_interval", maintenance_interval),
+            ("start_timeout", start_timeout),
+        ):
+            if timing <= 0:
+                raise ValueError(f"{name} must be positive, got {timing}")
         self.create_agent = create_agent
         self.join_call = join_call
         self.max_concurrent_sessions = max_concurrent_sessions
@@ -129,7 +145,7 @@ class AgentLauncher:
         self.agent_idle_timeout = agent_idle_timeout
         self.maintenance_interval = maintenance_interval
         self.drain_timeout = drain_timeout
-        self.join_timeout = join_timeout
+        self.start_timeout = start_timeout
         self.warm_up = warm_up
         if registry is None:
             from parley.stores.memory import MemoryStore
@@ -281,8 +297,14 @@ class AgentLauncher:
     async def _launch_in_context(
         self, session_id: str, call_id: str, call_type: str, params: dict[str, Any]
     ) -> AgentSession:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout
         try:
-            agent = await self.create_agent(**params)
+            agent = await asyncio.wait_for(self.create_agent(**params), self.start_timeout)
+        except TimeoutError as exc:
+            timed_out = TimeoutError(f"create_agent did not return within {self._timeout_text}")
+            await self._record_failure(session_id, call_id, call_type, timed_out)
+            raise SessionStartTimedOut(str(timed_out)) from exc
         except Exception as exc:
             await self._record_failure(session_id, call_id, call_type, exc)
             raise SessionStartFailed(f"create_agent failed: {exc}") from exc
@@ -294,7 +316,9 @@ class AgentLauncher:
         managed = _Managed(session_id, call_id, call_type, time.monotonic(), task)
         waiter = asyncio.ensure_future(started.wait())
         done, _ = await asyncio.wait(
-            {task, waiter}, timeout=self.join_timeout, return_when=asyncio.FIRST_COMPLETED
+            {task, waiter},
+            timeout=max(0.0, deadline - loop.time()),
+            return_when=asyncio.FIRST_COMPLETED,
         )
         waiter.cancel()
         session = agent.session
@@ -305,12 +329,14 @@ class AgentLauncher:
                 error = RuntimeError("join_call returned without starting a session")
             else:
                 error = TimeoutError(
-                    f"join_call did not start a session within {self.join_timeout} s"
+                    f"join_call did not start a session within {self._timeout_text}"
                 )
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
             await self._record_failure(session_id, call_id, call_type, error)
-            raise SessionStartFailed(f"joining call {call_id!r} failed: {error}") from error
+            stuck = isinstance(error, TimeoutError)
+            failure = SessionStartTimedOut if stuck else SessionStartFailed
+            raise failure(f"joining call {call_id!r} failed: {error}") from error
         managed.session = session
         self._sessions[session_id] = managed
         task.add_done_callback(lambda _: self._in_background(self._forget(managed)))
@@ -321,6 +347,10 @@ class AgentLauncher:
         except StoreUnavailable as exc:
             logger.warning("session %s runs but is not yet in the registry: %s", session_id, exc)
         return session
+
+    @property
+    def _timeout_text(self) -> str:
+        return f"start_timeout={self.start_timeout} s"
 
     async def _run(
         self, agent: Agent, call_id: str, call_type: str, params: dict[str, Any]

@@ -61,7 +61,16 @@ class ToolOptions:
 
 @dataclass(frozen=True, slots=True)
 class ProviderTimeouts:
-    """A provider never hangs a session: a stage that produces nothing for this long fails."""
+    """A provider never hangs a session: a stream that produces nothing for this long fails.
+
+    ``llm_first_token`` and ``tts_first_audio`` bound the wait for a stream's first chunk
+    (a cold model may need long); ``llm_stall`` and ``tts_stall`` bound each gap between
+    chunks after that. A stalled stream ends the turn with a recoverable `ErrorOccurred`
+    naming the provider, and the session listens again. The stall bounds are generous enough
+    for a slow local model on a loaded machine.
+    """
 
     llm_first_token: float = 15.0
     tts_first_audio: float = 10.0
+    llm_stall: float = 10.0
+    tts_stall: float = 10.0

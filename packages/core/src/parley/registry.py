@@ -6,6 +6,12 @@ node that dies simply disappears from the registry one TTL later.
 
 - The per-call session limit is one atomic store operation (`SessionStore.add_member`), so it
   holds exactly across nodes under a concurrent burst.
+- The limit also holds through a store that loses its data (restarted without persistence):
+  heartbeats re-claim each slot under the limit it was reserved with, so the session that
+  claims a slot first after the loss keeps it (whether it re-registers or starts anew) and a
+  session whose call is then full is closed through `on_close_requested`, with a warning
+  giving the reason. (A node's total capacity is counted in its own memory, never in the
+  store, so no data loss affects it.)
 - A close requested on any node reaches the owning node at once over publish/subscribe, and
   also leaves a durable marker that the owner's next heartbeat picks up if the message was
   lost (for instance while the store was briefly unreachable).
@@ -129,6 +135,7 @@ class _Local:
 
     call_id: str
     session_id: str
+    limit: int | None = None  # the per-call limit it was reserved under, kept on re-claims
     record: SessionRecord | None = None
     released: bool = False
     close_delivered: bool = False
@@ -275,7 +282,7 @@ class SessionRegistry:
             self.store.add_member(_call_key(call_id), session_id, self.ttl, limit)
         )
         if added:
-            self._local.setdefault((call_id, session_id), _Local(call_id, session_id))
+            self._local.setdefault((call_id, session_id), _Local(call_id, session_id, limit))
         return added
 
     async def register(
@@ -437,10 +444,25 @@ class SessionRegistry:
         async with local.lock:
             if local.released:
                 return
-            # add_member (not refresh_member): re-creates the slot if it expired in an outage.
-            await self._io(
-                self.store.add_member(_call_key(local.call_id), local.session_id, self.ttl)
+            # add_member (not refresh_member): re-creates the slot if it expired in an outage
+            # or the store lost its data, under the limit, since other sessions may hold it now.
+            claimed = await self._io(
+                self.store.add_member(
+                    _call_key(local.call_id), local.session_id, self.ttl, local.limit
+                )
             )
+            if not claimed:
+                if local.close_delivered:
+                    return  # closing already
+                logger.warning(
+                    "closing session %s of call %s: its slot was lost from the session store "
+                    "and the call's %s slot(s) are taken by sessions that re-claimed theirs first",
+                    local.session_id,
+                    local.call_id,
+                    local.limit,
+                )
+                self._deliver_close(local.call_id, local.session_id)
+                return
             if local.record is not None:
                 local.record = dataclasses.replace(local.record, heartbeat_at=time.time())
                 await self._write(local.record)

@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from parley.chat import ChatMessage, ToolCall
 from parley.events import AgentTurnEnded, AgentTurnStarted, SessionState, Transcript
@@ -21,6 +21,31 @@ from parley.speech import SpeechHandle
 from parley.text import SentenceSplitter
 from parley.tool_runner import run_tool_calls
 from parley.tts import TTS
+
+T = TypeVar("T")
+
+
+def provider_name(part: object) -> str:
+    """How errors name a provider: its class, and its model when it has one."""
+    model = getattr(part, "model", "")
+    return f"{type(part).__name__} ({model})" if model else type(part).__name__
+
+
+async def next_within(iterator: AsyncIterator[T], seconds: float, silent: str) -> T:
+    """The stream's next item; a TimeoutError saying ``silent`` if none comes in ``seconds``.
+
+    Bounds the first chunk (the first-token and first-audio timeouts) and every gap after it
+    (the stall timeouts): a provider that stops mid-stream fails the turn instead of hanging it.
+    """
+    # asyncio.timeout, not wait_for: no extra task per chunk
+    timeout = asyncio.timeout(seconds)
+    try:
+        async with timeout:
+            return await anext(iterator)
+    except TimeoutError as exc:
+        if not timeout.expired():
+            raise  # the provider's own timeout
+        raise TimeoutError(f"{silent} for {seconds} s") from exc
 
 
 class CascadingSettings(Protocol):
@@ -191,7 +216,9 @@ class Speaker:
         handle = speech.handle
         turn = speech.turn
         host = self.host
-        first_audio_timeout = self.settings.timeouts.tts_first_audio
+        timeouts = self.settings.timeouts
+        name = f"TTS {provider_name(self.tts)}"
+        stalled = f"{name} stalled mid-stream: no audio"
         # Here, not before the LLM starts: this runs while the LLM thinks.
         self.playout.prepare(self.tts.capabilities.sample_rate)
         while (text := await queue.get()) is not None:
@@ -205,16 +232,12 @@ class Speaker:
             try:
                 iterator = aiter(stream)
                 try:
-                    # asyncio.timeout, not wait_for: no extra task on the first-audio path
-                    async with asyncio.timeout(first_audio_timeout):
-                        frame = await anext(iterator)
+                    frame = await next_within(
+                        iterator, timeouts.tts_first_audio, f"{name} produced no audio"
+                    )
                 except StopAsyncIteration:
                     piece.complete = True
                     continue
-                except TimeoutError as exc:
-                    raise TimeoutError(
-                        f"TTS produced no audio within {first_audio_timeout} s"
-                    ) from exc
                 if turn is not None and turn.tts_first_audio is None:
                     turn.tts_first_audio = time.perf_counter()
                 while True:
@@ -226,7 +249,7 @@ class Speaker:
                         turn.first_audio_sent = time.perf_counter()
                     piece.seconds += frame.duration
                     try:
-                        frame = await anext(iterator)
+                        frame = await next_within(iterator, timeouts.tts_stall, stalled)
                     except StopAsyncIteration:
                         break
                 piece.complete = True
@@ -299,18 +322,18 @@ class Speaker:
     async def _llm_stream(
         self, stream: AsyncIterator[Any], turn: TurnMetrics
     ) -> AsyncIterator[Any]:
-        timeout = self.settings.timeouts.llm_first_token
+        timeouts = self.settings.timeouts
+        llm = self.host.llm
+        name = "LLM" if llm is None else f"LLM {provider_name(llm)}"
+        stalled = f"{name} stalled mid-stream: nothing"
         iterator = aiter(stream)
         try:
             try:
-                async with asyncio.timeout(timeout):
-                    first = await anext(iterator)
+                first = await next_within(
+                    iterator, timeouts.llm_first_token, f"{name} produced nothing"
+                )
             except StopAsyncIteration:
                 return
-            except TimeoutError as exc:
-                error = TimeoutError(f"LLM produced nothing within {timeout} s")
-                error.parley_source = "llm"  # type: ignore[attr-defined]
-                raise error from exc
             except Exception as exc:
                 exc.parley_source = "llm"  # type: ignore[attr-defined]
                 raise
@@ -319,7 +342,7 @@ class Speaker:
             yield first
             while True:
                 try:
-                    chunk = await anext(iterator)
+                    chunk = await next_within(iterator, timeouts.llm_stall, stalled)
                 except StopAsyncIteration:
                     return
                 except Exception as exc:

@@ -22,6 +22,7 @@ from parley.launcher import (
     LauncherNotRunning,
     SessionLimitExceeded,
     SessionStartFailed,
+    SessionStartTimedOut,
     validate_call_id,
 )
 from parley.store import StoreUnavailable
@@ -182,6 +183,8 @@ def session_routes(launcher: "AgentLauncher", options: "ServeOptions") -> APIRou
             raise ApiError(429, "session_limit", f"{exc}; retry later or on another node") from None
         except LauncherNotRunning as exc:
             raise ApiError(503, "not_admitting", f"{exc}; retry on another node") from None
+        except SessionStartTimedOut as exc:
+            raise ApiError(504, "session_start_timeout", str(exc)) from None
         except SessionStartFailed:
             raise ApiError(
                 500,

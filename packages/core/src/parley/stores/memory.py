@@ -28,6 +28,10 @@ class MemoryStore(SessionStore):
         self._entries: dict[str, _Entry] = {}
         self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = {}
 
+    def clear(self) -> None:
+        """Drop every key, as a store restarted without persistence would (subscribers stay)."""
+        self._entries.clear()
+
     # -- plain keys -------------------------------------------------------------------------
 
     def _live(self, key: str) -> _Entry | None:

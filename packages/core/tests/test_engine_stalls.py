@@ -1,0 +1,130 @@
+"""A provider that stops mid-stream fails the turn (error event, metric, log line naming it);
+the session listens again and the next turn gets a full answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from parley import Agent, AgentSession, CascadingPipeline, ProviderTimeouts, TurnOptions
+from parley.edge import Call
+from parley.events import AgentTurnEnded, ErrorOccurred, SessionEvent, SessionState
+from parley.frames import AudioFrame
+from parley.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD, InMemoryEdge, Reply
+from parley.testing.edge import InMemoryConnection
+
+# The fakes stall forever, so the bound only decides how soon the test sees the error.
+STALL = 0.3
+
+
+class StallingTTS(FakeTTS):
+    """Its first synthesis stops after ``after_frames`` frames and never sends another."""
+
+    def __init__(self, after_frames: int) -> None:
+        super().__init__()
+        self.after_frames = after_frames
+        self.stalled = False
+
+    def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
+        stream = super().synthesize(text)
+        if self.stalled:
+            return stream
+        self.stalled = True
+        return self._stall(stream)
+
+    async def _stall(self, stream: AsyncIterator[AudioFrame]) -> AsyncIterator[AudioFrame]:
+        sent = 0
+        async for frame in stream:
+            if sent == self.after_frames:
+                await asyncio.Event().wait()
+            sent += 1
+            yield frame
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """The deadline only catches hangs."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+async def start(
+    llm: FakeLLM, tts: FakeTTS
+) -> tuple[AgentSession, InMemoryConnection, list[SessionEvent]]:
+    edge = InMemoryEdge(realtime_playout=False)
+    agent = Agent("You are a test agent.")
+    pipeline = CascadingPipeline(
+        stt=FakeSTT(["hello", "hello again"], min_silence=0.2),
+        llm=llm,
+        tts=tts,
+        vad=FakeVAD(),
+        turn=TurnOptions(min_endpointing_delay=0.05),
+        timeouts=ProviderTimeouts(llm_stall=STALL, tts_stall=STALL),
+    )
+    session = AgentSession(agent, pipeline)
+    connection = await edge.join(Call("default", "stalls", edge), agent.agent_user)
+    events: list[SessionEvent] = []
+    session.events.subscribe(events.append, SessionEvent)
+    await session.start(connection)
+    return session, connection, events
+
+
+async def user_turn(connection: InMemoryConnection) -> None:
+    await connection.push_speech(0.5, realtime=True)
+    await connection.push_silence(0.5, realtime=True)
+
+
+async def assert_stall_recovers(
+    llm: FakeLLM, tts: FakeTTS, source: str, provider: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    session, connection, events = await start(llm, tts)
+
+    def errors() -> list[ErrorOccurred]:
+        return [e for e in events if isinstance(e, ErrorOccurred)]
+
+    def answers() -> list[str]:
+        return [e.text for e in events if isinstance(e, AgentTurnEnded)]
+
+    with caplog.at_level(logging.WARNING, logger="parley.session"):
+        await user_turn(connection)
+        await until(lambda: bool(errors()))
+    error = errors()[0]
+    assert error.source == source and error.recoverable
+    assert isinstance(error.error, TimeoutError)
+    assert provider in str(error.error) and "stalled" in str(error.error)
+    assert session.metrics.errors == 1
+    assert any(provider in r.getMessage() and "stalled" in r.getMessage() for r in caplog.records)
+    await until(lambda: session.state is SessionState.LISTENING and len(answers()) == 1)
+
+    await user_turn(connection)
+    await until(lambda: "Back again, all of it." in answers())
+    assert len(errors()) == 1
+    await session.close()
+
+
+async def test_llm_stalling_mid_stream_fails_the_turn_and_the_next_one_works(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    llm = FakeLLM(
+        [
+            Reply("One two three four five.", hang=True, hang_after_tokens=3),
+            "Back again, all of it.",
+        ]
+    )
+    await assert_stall_recovers(llm, FakeTTS(), "llm", "FakeLLM", caplog)
+    assert llm.calls[0].tokens_sent == 3
+
+
+async def test_tts_stalling_mid_stream_fails_the_turn_and_the_next_one_works(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tts = StallingTTS(after_frames=3)
+    llm = FakeLLM(["A first answer that is long enough.", "Back again, all of it."])
+    await assert_stall_recovers(llm, tts, "tts", "StallingTTS", caplog)
+
+
+def test_stall_bounds_have_generous_defaults() -> None:
+    timeouts = ProviderTimeouts()
+    assert timeouts.llm_stall >= 5 and timeouts.tts_stall >= 5
