@@ -12,8 +12,10 @@ from parley import Agent, AgentSession, CascadingPipeline, ProviderTimeouts, Tur
 from parley.edge import Call
 from parley.events import AgentTurnEnded, ErrorOccurred, SessionEvent, SessionState
 from parley.frames import AudioFrame
+from parley.stt import STTEvent
 from parley.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD, InMemoryEdge, Reply
 from parley.testing.edge import InMemoryConnection
+from parley.testing.stt import FakeSTTStream
 
 # The fakes stall forever, so the bound only decides how soon the test sees the error.
 STALL = 0.3
@@ -128,3 +130,70 @@ async def test_tts_stalling_mid_stream_fails_the_turn_and_the_next_one_works(
 def test_stall_bounds_have_generous_defaults() -> None:
     timeouts = ProviderTimeouts()
     assert timeouts.llm_stall >= 5 and timeouts.tts_stall >= 5
+
+
+class StallingSTT(FakeSTT):
+    """Its first stream goes quiet once the user starts speaking and never says more."""
+
+    def stream(self, *, language: str | None = None) -> FakeSTTStream:
+        stream = super().stream(language=language)
+        if len(self.streams) == 1:
+            emit = stream._emit
+
+            async def emit_only_the_first(event: STTEvent) -> None:
+                if not stream.emitted:
+                    await emit(event)
+
+            stream._emit = emit_only_the_first  # type: ignore[method-assign]
+        return stream
+
+
+async def test_stt_stalling_mid_stream_reopens_it_and_the_next_turn_works(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stt = StallingSTT(["lost words", "are you back again now"], min_silence=0.2)
+    edge = InMemoryEdge(realtime_playout=False)
+    agent = Agent("You are a test agent.")
+    pipeline = CascadingPipeline(
+        stt=stt,
+        llm=FakeLLM(["Back again, all of it."]),
+        tts=FakeTTS(),
+        vad=FakeVAD(),
+        turn=TurnOptions(min_endpointing_delay=0.05),
+        # Above the fake's longest honest gap (last word to final, ~0.25 s of audio).
+        timeouts=ProviderTimeouts(stt_stall=1.0),
+    )
+    session = AgentSession(agent, pipeline)
+    connection = await edge.join(Call("default", "stt-stall", edge), agent.agent_user)
+    events: list[SessionEvent] = []
+    session.events.subscribe(events.append, SessionEvent)
+    await session.start(connection)
+
+    def errors() -> list[ErrorOccurred]:
+        return [e for e in events if isinstance(e, ErrorOccurred)]
+
+    def answers() -> list[str]:
+        return [e.text for e in events if isinstance(e, AgentTurnEnded)]
+
+    with caplog.at_level(logging.WARNING, logger="parley.session"):
+        # The user is still speaking when the STT stall shows; the rest is silence.
+        await connection.push_speech(0.5)
+        await until(lambda: bool(errors()))
+        await connection.push_silence(0.5, realtime=True)
+    error = errors()[0]
+    assert error.source == "stt" and error.recoverable
+    assert isinstance(error.error, TimeoutError)
+    assert "StallingSTT" in str(error.error) and "stalled" in str(error.error)
+    assert session.metrics.errors == 1
+    assert any("StallingSTT" in r.getMessage() for r in caplog.records)
+    await until(lambda: len(stt.streams) == 2 and session.state is SessionState.LISTENING)
+    assert stt.streams[0].closed and not answers()
+
+    await user_turn(connection)
+    await until(lambda: answers() == ["Back again, all of it."])
+    assert len(errors()) == 1 and stt.finals == ["are you back again now"]
+    await session.close()
+
+
+def test_stt_stall_bound_has_a_generous_default() -> None:
+    assert ProviderTimeouts().stt_stall >= 5

@@ -32,7 +32,7 @@ from parley.metrics import TurnMetrics
 from parley.playout import Playout
 from parley.policy import InterruptionOptions, TurnOptions
 from parley.segmenting import VADSegmentedStream, VADSegmentedSTT
-from parley.speaking import CascadingSettings, Speaker, Utterance
+from parley.speaking import CascadingSettings, Speaker, Utterance, provider_name
 from parley.speech import SpeechHandle
 from parley.stt import STT, STTEvent, STTStream
 from parley.text import split_sentences
@@ -98,6 +98,14 @@ class CascadingRunner:
             parts.vad.stream() if parts.vad and not self._shared_vad else None
         )
         self._stt_task: asyncio.Task[None] | None = None
+        # The STT stall watchdog (streaming STTs only: a segmented batch STT is bounded per
+        # call). One timer, armed when the user starts speaking and re-armed only when it
+        # fires; STT events just note the time.
+        self._watches_stt = not isinstance(parts.stt, VADSegmentedSTT)
+        self._stt_heard_at = 0.0  # loop time of the last STT event (or of the watch's start)
+        self._stt_owed = False  # the user spoke and the STT has said nothing since
+        self._stt_watch: asyncio.TimerHandle | None = None
+        self._stt_stalled: TimeoutError | None = None
         self._closed = False
         self.user_speaking = False
         self._pending: list[str] = []
@@ -123,6 +131,8 @@ class CascadingRunner:
 
     async def aclose(self) -> None:
         self._closed = True
+        if self._stt_watch is not None:
+            self._stt_watch.cancel()
         self.endpointing.cancel()
         self.barge_in.clear()
         await self.speaker.aclose()
@@ -172,22 +182,61 @@ class CascadingRunner:
 
     async def _stt_loop(self, stream: STTStream) -> None:
         restarts = 0
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 async for event in stream:
+                    self._stt_heard_at = loop.time()
+                    self._stt_owed = False
                     self._on_stt(event)
-                return
+                if self._stt_stalled is None:
+                    return
+                raise self._stt_stalled
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                error = self._stt_stalled or exc  # a stalled stream may fail once closed
+                self._stt_stalled = None
                 restarts += 1
                 recoverable = restarts <= _STT_RESTARTS
-                self.host.report_error("stt", exc, recoverable)
+                self.host.report_error("stt", error, recoverable)
                 if not recoverable:
-                    self.host.fail(exc)
+                    self.host.fail(error)
                     return
                 await asyncio.sleep(0.1 * restarts)
                 stream = self._stt = self._open_stt()
+
+    def _expect_transcript(self) -> None:
+        """The user started speaking: the STT owes us events; watch that they come."""
+        if not self._watches_stt:
+            return
+        self._stt_owed = True
+        if self._stt_watch is None:
+            loop = asyncio.get_running_loop()
+            self._stt_heard_at = loop.time()
+            seconds = self.options.timeouts.stt_stall
+            self._stt_watch = loop.call_at(self._stt_heard_at + seconds, self._check_stt)
+
+    def _check_stt(self) -> None:
+        self._stt_watch = None
+        waiting = self.user_speaking or self._stt_owed or (self._turn_open and not self._pending)
+        stream = self._stt
+        if not waiting or self._closed or stream is None or self._stt_stalled is not None:
+            return  # nothing owed: the next speech start arms the watch again
+        loop = asyncio.get_running_loop()
+        seconds = self.options.timeouts.stt_stall
+        due = self._stt_heard_at + seconds
+        if loop.time() < due:
+            self._stt_watch = loop.call_at(due, self._check_stt)
+            return
+        name = provider_name(self.cascade.stt)
+        self._stt_stalled = TimeoutError(
+            f"STT {name} stalled mid-stream: no transcript for {seconds} s"
+        )
+        self._stt_owed = False
+        self._stt = None  # audio waits for the reopened stream
+        # Closing ends the stuck iteration; `_stt_loop` then reopens through its restart path.
+        self.host.spawn(stream.aclose(), "stt")
 
     def _on_stt(self, event: STTEvent) -> None:
         host = self.host
@@ -233,6 +282,7 @@ class CascadingRunner:
 
     def _user_started(self) -> None:
         self.user_speaking = True
+        self._expect_transcript()
         self._speech_ended_at = None
         self.endpointing.cancel()
         self.host.touch_activity()

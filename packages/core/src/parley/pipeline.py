@@ -103,10 +103,12 @@ class RealtimePipeline:
         *,
         interruption: InterruptionOptions | None = None,
         tools: ToolOptions | None = None,
+        timeouts: ProviderTimeouts | None = None,
     ) -> None:
         self.model = model
         self.interruption = interruption or InterruptionOptions()
         self.tool_options = tools or ToolOptions()
+        self.timeouts = timeouts or ProviderTimeouts()  # the runner reads ``realtime_stall``
 
     def build(self) -> Realtime:
         model = _resolve("realtime", self.model)

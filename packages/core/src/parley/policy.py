@@ -66,11 +66,17 @@ class ProviderTimeouts:
     ``llm_first_token`` and ``tts_first_audio`` bound the wait for a stream's first chunk
     (a cold model may need long); ``llm_stall`` and ``tts_stall`` bound each gap between
     chunks after that. A stalled stream ends the turn with a recoverable `ErrorOccurred`
-    naming the provider, and the session listens again. The stall bounds are generous enough
-    for a slow local model on a loaded machine.
+    naming the provider, and the session listens again. ``stt_stall`` bounds a streaming
+    STT's silence while the user speaks or a turn waits for its transcript: the stuck stream
+    is closed and reopened, so the next utterance is heard. ``realtime_stall`` bounds a
+    realtime model's silence while it answers (`RealtimePipeline(timeouts=...)`): the
+    response ends as interrupted. The stall bounds are generous enough for a slow local
+    model on a loaded machine.
     """
 
     llm_first_token: float = 15.0
     tts_first_audio: float = 10.0
     llm_stall: float = 10.0
     tts_stall: float = 10.0
+    stt_stall: float = 10.0
+    realtime_stall: float = 15.0
