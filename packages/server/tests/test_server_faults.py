@@ -357,3 +357,19 @@ def test_a_slow_client_is_cut_off_before_its_headers_finish(server_process: Star
         assert http.head("/health").status_code == 200
         assert http.head("/ready").status_code == 200
     server.wait_for_line("no complete request head")
+
+
+@pytest.mark.parametrize(
+    ("content", "named"), [(b"null", "null"), (b"[1]", "an array"), (b"7", "a number")]
+)
+async def test_a_body_that_is_not_an_object_is_named_in_json_words(
+    content: bytes, named: str
+) -> None:
+    async with serving(Runner(fake_launcher())) as client:
+        response = await client.post(
+            "/calls/demo/sessions", content=content, headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        f"the body must be a JSON object, got {named}; send {{}} at least"
+    )

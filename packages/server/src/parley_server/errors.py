@@ -23,6 +23,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 logger = logging.getLogger("parley.server")
 
 
+# How a JSON value that is not an object is named back to the client (JSON's words, not Python's).
+_JSON_KINDS = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+}
+
+
 class ApiError(HTTPException):
     """An HTTP error with a machine-readable ``error`` code."""
 
@@ -154,7 +165,7 @@ async def require_json_object(request: Request) -> None:
         raise ApiError(
             400,
             "invalid_request",
-            f"the body must be a JSON object, got {type(parsed).__name__}; send {{}} at least",
+            f"the body must be a JSON object, got {_JSON_KINDS[type(parsed)]}; send {{}} at least",
         )
 
 
