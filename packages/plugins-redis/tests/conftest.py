@@ -1,12 +1,13 @@
-"""A Redis URL for the tests: REDIS_URL, else a redis-server started here; without either the
-tests that need one skip (and fail when CI=true)."""
+"""Redis for the tests: `redis_url` is REDIS_URL, else a redis-server started here; `server` is
+always a redis-server of the test's own, which it may kill, flush and restart. Without the
+binary the tests that need one skip (and fail when CI=true)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from parley_redis.testing import missing_redis, redis_server
+from parley_redis.testing import RedisServer, missing_redis, redis_server
 
 
 @pytest.fixture(scope="module")
@@ -16,3 +17,16 @@ def redis_url() -> Iterator[str]:
             yield url
     except LookupError as exc:
         missing_redis(str(exc))
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    try:
+        server = RedisServer()
+    except LookupError as exc:
+        missing_redis(str(exc))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

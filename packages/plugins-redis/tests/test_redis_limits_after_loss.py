@@ -9,28 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 
 import pytest
 import redis.asyncio as aioredis
 from parley.registry import SessionRegistry
 from parley.store import SessionStore
-from parley_redis.testing import RedisServer, missing_redis, shared_stores
+from parley_redis.testing import RedisServer, shared_stores
 
 CALL = "limited"
-
-
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    try:
-        server = RedisServer()
-    except LookupError as exc:
-        missing_redis(str(exc))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Node:

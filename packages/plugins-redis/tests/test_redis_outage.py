@@ -8,27 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import suppress
 
 import pytest
 from parley.registry import SessionRegistry
 from parley.store import StoreUnavailable
 from parley_redis.store import RedisStore
-from parley_redis.testing import RedisServer, missing_redis, shared_stores, temporary_store
-
-
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    try:
-        server = RedisServer()
-    except LookupError as exc:
-        missing_redis(str(exc))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+from parley_redis.testing import RedisServer, shared_stores, temporary_store
 
 
 async def publish_until_heard(store: RedisStore, messages: AsyncIterator[bytes]) -> bytes:
