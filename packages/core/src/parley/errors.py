@@ -8,7 +8,7 @@ the SDK underneath.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class ProviderError(Exception):
@@ -16,20 +16,23 @@ class ProviderError(Exception):
 
     ``provider`` names it (``"Deepgram"``, ``"Anthropic (claude-…)"``); ``status`` is the HTTP
     status or WebSocket close code when there was one; ``retryable`` says whether trying again
-    later may help; ``retry_after`` is the server's ``Retry-After`` header, if any.
+    later may help; ``retry_after`` is the server's ``Retry-After`` header, if any. A plugin's
+    subclass names its provider once, in ``provider_name``, the default of ``provider``.
     """
+
+    provider_name: ClassVar[str] = ""
 
     def __init__(
         self,
         message: str,
         *,
-        provider: str = "",
+        provider: str | None = None,
         status: int | None = None,
         retryable: bool = False,
         retry_after: str | None = None,
     ) -> None:
         super().__init__(message)
-        self.provider = provider
+        self.provider = self.provider_name if provider is None else provider
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after

@@ -12,17 +12,7 @@ class GeminiError(ProviderError):
     ``retryable``, ``retry_after``). A connection that breaks mid-stream raises
     `parley.ProviderDisconnected` instead."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        retryable: bool = False,
-        retry_after: str | None = None,
-    ) -> None:
-        super().__init__(
-            message, provider="Gemini", status=status, retryable=retryable, retry_after=retry_after
-        )
+    provider_name = "Gemini"
 
 
 def api_key_from(api_key: str | None) -> str:
