@@ -27,20 +27,19 @@ from parley.events import (
 )
 from parley.frames import AudioFrame, VideoFrame
 from parley.host import RunnerHost
+from parley.listening import Listener
 from parley.llm import LLM
 from parley.metrics import TurnMetrics
 from parley.playout import Playout
 from parley.policy import InterruptionOptions, TurnOptions
-from parley.segmenting import VADSegmentedStream, VADSegmentedSTT
-from parley.speaking import CascadingSettings, Speaker, Utterance, provider_name
+from parley.segmenting import VADSegmentedSTT
+from parley.speaking import CascadingSettings, Speaker, Utterance
 from parley.speech import SpeechHandle
-from parley.stt import STT, STTEvent, STTStream
+from parley.stt import STT, STTEvent
 from parley.text import split_sentences
 from parley.tts import TTS
 from parley.turn import TurnDetector
 from parley.vad import VAD, VADEvent, VADStream
-
-_STT_RESTARTS = 3
 
 
 @dataclass(slots=True)
@@ -89,23 +88,19 @@ class CascadingRunner:
         )
         self._stt_rate = parts.stt.capabilities.sample_rate
         self._resampler: AudioResampler | None = None
-        self._stt: STTStream | None = None
         # A batch STT behind a VAD segmenter runs our VAD already: read its events (one VAD
         # per frame, one clock) rather than run a second stream of it.
-        self._shared_vad = isinstance(parts.stt, VADSegmentedSTT) and parts.stt.vad is parts.vad
+        shared_vad = isinstance(parts.stt, VADSegmentedSTT) and parts.stt.vad is parts.vad
         self._has_vad = parts.vad is not None
-        self._vad: VADStream | None = (
-            parts.vad.stream() if parts.vad and not self._shared_vad else None
+        self._vad: VADStream | None = parts.vad.stream() if parts.vad and not shared_vad else None
+        self.listener = Listener(
+            host,
+            parts.stt,
+            options.timeouts.stt_stall,
+            self._on_stt,
+            owed=lambda: self.user_speaking or (self._turn_open and not self._pending),
+            on_vad=self._on_vad if shared_vad else None,
         )
-        self._stt_task: asyncio.Task[None] | None = None
-        # The STT stall watchdog (streaming STTs only: a segmented batch STT is bounded per
-        # call). One timer, armed when the user starts speaking and re-armed only when it
-        # fires; STT events just note the time.
-        self._watches_stt = not isinstance(parts.stt, VADSegmentedSTT)
-        self._stt_heard_at = 0.0  # loop time of the last STT event (or of the watch's start)
-        self._stt_owed = False  # the user spoke and the STT has said nothing since
-        self._stt_watch: asyncio.TimerHandle | None = None
-        self._stt_stalled: TimeoutError | None = None
         self._closed = False
         self.user_speaking = False
         self._pending: list[str] = []
@@ -120,28 +115,14 @@ class CascadingRunner:
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._stt = self._open_stt()
-        self._stt_task = asyncio.create_task(self._stt_loop(self._stt), name="parley-stt")
-
-    def _open_stt(self) -> STTStream:
-        stream = self.cascade.stt.stream()
-        if self._shared_vad and isinstance(stream, VADSegmentedStream):
-            stream.on_vad = self._on_vad
-        return stream
+        self.listener.start()
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._stt_watch is not None:
-            self._stt_watch.cancel()
         self.endpointing.cancel()
         self.barge_in.clear()
         await self.speaker.aclose()
-        if self._stt_task is not None:
-            self._stt_task.cancel()
-        if self._stt is not None:
-            await self._stt.aclose()
-        if self._stt_task is not None:
-            await asyncio.gather(self._stt_task, return_exceptions=True)
+        await self.listener.aclose()
 
     # --- input ---------------------------------------------------------------------------------
 
@@ -156,9 +137,7 @@ class CascadingRunner:
             if self._vad is not None:
                 for event in self._vad.push(piece):
                     self._on_vad(event)
-            stt = self._stt
-            if stt is not None:
-                await stt.push(piece)
+            await self.listener.push(piece)
 
     async def push_video(self, participant: Participant, frame: VideoFrame) -> None:
         """The cascading engine does not watch video (processors do)."""
@@ -179,64 +158,6 @@ class CascadingRunner:
             self._user_started()
         else:
             self._user_stopped(event.speech_duration)
-
-    async def _stt_loop(self, stream: STTStream) -> None:
-        restarts = 0
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                async for event in stream:
-                    self._stt_heard_at = loop.time()
-                    self._stt_owed = False
-                    self._on_stt(event)
-                if self._stt_stalled is None:
-                    return
-                raise self._stt_stalled
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                error = self._stt_stalled or exc  # a stalled stream may fail once closed
-                self._stt_stalled = None
-                restarts += 1
-                recoverable = restarts <= _STT_RESTARTS
-                self.host.report_error("stt", error, recoverable)
-                if not recoverable:
-                    self.host.fail(error)
-                    return
-                await asyncio.sleep(0.1 * restarts)
-                stream = self._stt = self._open_stt()
-
-    def _expect_transcript(self) -> None:
-        """The user started speaking: the STT owes us events; watch that they come."""
-        if not self._watches_stt:
-            return
-        self._stt_owed = True
-        if self._stt_watch is None:
-            loop = asyncio.get_running_loop()
-            self._stt_heard_at = loop.time()
-            seconds = self.options.timeouts.stt_stall
-            self._stt_watch = loop.call_at(self._stt_heard_at + seconds, self._check_stt)
-
-    def _check_stt(self) -> None:
-        self._stt_watch = None
-        waiting = self.user_speaking or self._stt_owed or (self._turn_open and not self._pending)
-        stream = self._stt
-        if not waiting or self._closed or stream is None or self._stt_stalled is not None:
-            return  # nothing owed: the next speech start arms the watch again
-        loop = asyncio.get_running_loop()
-        seconds = self.options.timeouts.stt_stall
-        due = self._stt_heard_at + seconds
-        if loop.time() < due:
-            self._stt_watch = loop.call_at(due, self._check_stt)
-            return
-        name = provider_name(self.cascade.stt)
-        self._stt_stalled = TimeoutError(
-            f"STT {name} stalled mid-stream: no transcript for {seconds} s"
-        )
-        self._stt_owed = False
-        self._stt = None  # audio waits for the reopened stream
-        # Closing ends the stuck iteration; `_stt_loop` then reopens through its restart path.
-        self.host.spawn(stream.aclose(), "stt")
 
     def _on_stt(self, event: STTEvent) -> None:
         host = self.host
@@ -282,7 +203,7 @@ class CascadingRunner:
 
     def _user_started(self) -> None:
         self.user_speaking = True
-        self._expect_transcript()
+        self.listener.speech_started()
         self._speech_ended_at = None
         self.endpointing.cancel()
         self.host.touch_activity()
@@ -294,9 +215,7 @@ class CascadingRunner:
         self.user_speaking = False
         self._speech_ended_at = time.perf_counter()
         self.barge_in.speech_stopped(speech_duration)
-        if self._stt is not None:
-            # Ask the STT to finalize now rather than wait for its own endpointing.
-            self.host.spawn(self._stt.flush(), "stt")
+        self.listener.flush()
         self._schedule_endpoint()
 
     def _schedule_endpoint(self) -> None:

@@ -29,6 +29,7 @@ from parley.errors import ProviderError
 __all__ = [
     "RETRYABLE_STATUS",
     "MissingAPIKey",
+    "describe",
     "find_api_key",
     "http_error",
     "json_body",
@@ -140,3 +141,9 @@ def with_scheme(url: str, secure: str, plain: str) -> str:
         if url.startswith(prefix):
             return scheme + url[len(prefix) :]
     return url
+
+
+def describe(part: object) -> str:
+    """How the engine names a provider in errors and logs: its class, and its model if any."""
+    model = getattr(part, "model", "")
+    return f"{type(part).__name__} ({model})" if model else type(part).__name__

@@ -33,10 +33,11 @@ from parley.llm import LLM
 from parley.metrics import TurnMetrics
 from parley.playout import Playout
 from parley.policy import InterruptionOptions, ProviderTimeouts, ToolOptions
+from parley.providers import describe
 from parley.realtime import Realtime, RealtimeEvent, RealtimeSession
-from parley.speaking import provider_name
 from parley.speech import SpeechHandle
 from parley.tool_runner import run_tool_calls
+from parley.watchdog import Watchdog
 
 
 class RealtimeOptions(Protocol):
@@ -57,7 +58,6 @@ class _Response:
     audio: asyncio.Queue[AudioFrame | None] = field(default_factory=asyncio.Queue)
     spoken: SpokenPiece = field(default_factory=lambda: SpokenPiece(""))
     writer: asyncio.Task[None] | None = None
-    stall_timer: asyncio.TimerHandle | None = None
 
 
 class RealtimeRunner:
@@ -83,7 +83,9 @@ class RealtimeRunner:
         self._speech_stopped_at: float | None = None
         self._tool_tasks: set[asyncio.Task[list[str]]] = set()
         self._turns = 0
-        self._last_event = 0.0  # loop time of the model's latest event, for the stall bound
+        # A model that stops mid-response (no audio, no response_done) must not leave the
+        # agent speaking forever: watched during a response; every model event restarts it.
+        self._stall = Watchdog(self._silent)
         self.user_speaking = False
 
     async def start(self) -> None:
@@ -95,6 +97,7 @@ class RealtimeRunner:
 
     async def aclose(self) -> None:
         self.barge_in.clear()
+        self._stall.cancel()
         if self._response is not None:
             self._end_response(self._response, interrupted=True)
         for handle in self._pending_handles:
@@ -196,9 +199,9 @@ class RealtimeRunner:
     # --- model events --------------------------------------------------------------------------
 
     async def _event_loop(self, rt: RealtimeSession) -> None:
-        loop = asyncio.get_running_loop()
         async for event in rt:
-            self._last_event = loop.time()
+            if self._stall.watching:
+                self._stall.watch(self.options.timeouts.realtime_stall)
             try:
                 self._on_event(event)
             except Exception as exc:  # a bug in handling one event must not kill the session
@@ -250,7 +253,7 @@ class RealtimeRunner:
                     response.turn.output_tokens += event.usage.output_tokens
                 response.spoken.complete = True
                 response.audio.put_nowait(None)
-                self._stop_stall_timer(response)
+                self._stall.rest()
         elif kind == "tool_call" and event.tool_call is not None:
             task = asyncio.create_task(self._run_tool(event.tool_call))
             self._tool_tasks.add(task)
@@ -273,38 +276,20 @@ class RealtimeRunner:
         self.host.emit(AgentTurnStarted(handle.id))
         self.host.set_state(SessionState.SPEAKING)
         response.writer = asyncio.create_task(self._write(response), name=f"parley-{handle.id}")
-        self._arm_stall_timer(response, asyncio.get_running_loop().time())
+        self._stall.watch(self.options.timeouts.realtime_stall)
         return response
 
-    # A model that stops mid-response (no more audio, no response_done) must not leave the
-    # agent speaking forever. One timer per response, re-armed only when it fires: each
-    # event just records its time (a timer per event would cost more than the event).
-
-    def _arm_stall_timer(self, response: _Response, since: float) -> None:
-        loop = asyncio.get_running_loop()
-        due = since + self.options.timeouts.realtime_stall
-        response.stall_timer = loop.call_at(due, self._check_stall, response)
-
-    def _stop_stall_timer(self, response: _Response) -> None:
-        if response.stall_timer is not None:
-            response.stall_timer.cancel()
-            response.stall_timer = None
-
-    def _check_stall(self, response: _Response) -> None:
-        response.stall_timer = None
-        if self._response is not response or response.spoken.complete:
+    def _silent(self, seconds: float) -> None:
+        response = self._response
+        if response is None or response.spoken.complete:
             return
-        now = asyncio.get_running_loop().time()
-        stall = self.options.timeouts.realtime_stall
         if self._tool_tasks:  # the model may wait for a tool's result mid-response
-            self._arm_stall_timer(response, now)
-        elif now - self._last_event < stall:
-            self._arm_stall_timer(response, self._last_event)
+            self._stall.watch(seconds)
         else:
-            self._stalled(response, stall)
+            self._stalled(response, seconds)
 
     def _stalled(self, response: _Response, stall: float) -> None:
-        name = provider_name(self.model)
+        name = describe(self.model)
         error = TimeoutError(f"Realtime {name} stalled mid-response: nothing for {stall} s")
         self.host.report_error("realtime", error, True)
         played = self.playout.stop(response.handle)
@@ -329,7 +314,8 @@ class RealtimeRunner:
         handle = response.handle
         if self._response is response:
             self._response = None
-        self._stop_stall_timer(response)
+        if self._response is None:
+            self._stall.rest()
         if response.writer is not None and response.writer is not asyncio.current_task():
             response.writer.cancel()
         heard = response.spoken.text

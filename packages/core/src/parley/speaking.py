@@ -17,18 +17,14 @@ from parley.host import RunnerHost
 from parley.metrics import TurnMetrics
 from parley.playout import Playout
 from parley.policy import ProviderTimeouts, ToolOptions
+from parley.providers import describe
 from parley.speech import SpeechHandle
 from parley.text import SentenceSplitter
 from parley.tool_runner import run_tool_calls
 from parley.tts import TTS
+from parley.watchdog import Watchdog
 
 T = TypeVar("T")
-
-
-def provider_name(part: object) -> str:
-    """How errors name a provider: its class, and its model when it has one."""
-    model = getattr(part, "model", "")
-    return f"{type(part).__name__} ({model})" if model else type(part).__name__
 
 
 class StreamDeadline:
@@ -37,19 +33,14 @@ class StreamDeadline:
     stops mid-stream fails the turn instead of hanging it. A TimeoutError says ``silent``.
 
     Only the waits count, not the time the consumer spends between items (a playout write
-    blocked on a full buffer is no stall). One timer serves the whole stream, re-armed only
-    when it fires: an `asyncio.timeout` per item cost ~8 µs, a fifth of a turn's overhead.
+    blocked on a full buffer is no stall). One `Watchdog` timer serves the whole stream.
 
     ``async with StreamDeadline() as deadline: item = await deadline.next(it, 10.0, "…")``
     """
 
     def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
         self._scope = asyncio.timeout(None)
-        self._timer: asyncio.TimerHandle | None = None
-        self._due = 0.0
-        self._since: float | None = None  # when the current wait began; None between waits
-        self._seconds = 0.0
+        self._watchdog = Watchdog(self._expire)
         self._silent = ""
         self._fired: str | None = None
 
@@ -58,8 +49,7 @@ class StreamDeadline:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._watchdog.cancel()
         try:
             await self._scope.__aexit__(*exc_info)
         except TimeoutError as exc:
@@ -69,34 +59,16 @@ class StreamDeadline:
 
     async def next(self, iterator: AsyncIterator[T], seconds: float, silent: str) -> T:
         """``iterator``'s next item, if it comes within ``seconds``."""
-        since = self._since = self._loop.time()
-        self._seconds = seconds
         self._silent = silent
-        due = since + seconds
-        if self._timer is None or due < self._due:
-            self._arm(due)
+        self._watchdog.watch(seconds)
         try:
             return await anext(iterator)
         finally:
-            self._since = None
+            self._watchdog.rest()
 
-    def _arm(self, due: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._due = due
-        self._timer = self._loop.call_at(due, self._check)
-
-    def _check(self) -> None:
-        self._timer = None
-        since = self._since
-        if since is None:
-            return  # between waits: the next wait arms the timer again
-        now = self._loop.time()
-        if now - since >= self._seconds:
-            self._fired = f"{self._silent} for {self._seconds} s"
-            self._scope.reschedule(now)  # expires at once: the waiting task is cancelled
-        else:
-            self._arm(since + self._seconds)
+    def _expire(self, seconds: float) -> None:
+        self._fired = f"{self._silent} for {seconds} s"
+        self._scope.reschedule(asyncio.get_running_loop().time())  # the waiter is cancelled
 
 
 class CascadingSettings(Protocol):
@@ -268,7 +240,7 @@ class Speaker:
         turn = speech.turn
         host = self.host
         timeouts = self.settings.timeouts
-        name = f"TTS {provider_name(self.tts)}"
+        name = f"TTS {describe(self.tts)}"
         stalled = f"{name} stalled mid-stream: no audio"
         # Here, not before the LLM starts: this runs while the LLM thinks.
         self.playout.prepare(self.tts.capabilities.sample_rate)
@@ -376,7 +348,7 @@ class Speaker:
     ) -> AsyncIterator[Any]:
         timeouts = self.settings.timeouts
         llm = self.host.llm
-        name = "LLM" if llm is None else f"LLM {provider_name(llm)}"
+        name = "LLM" if llm is None else f"LLM {describe(llm)}"
         stalled = f"{name} stalled mid-stream: nothing"
         iterator = aiter(stream)
         try:

@@ -130,8 +130,14 @@ def create_router(
     calls = rooms if rooms is not None else default_rooms
     router = APIRouter(prefix=prefix, tags=["webrtc"])
     joining: list[Any] = [Depends(valid_call_id)]
+    # Routes that check rights in their handler (or serve only static files) say so, so that
+    # a server guarding plugin routes by default leaves them to it (older servers: no marker).
+    checks_itself: list[Any] = []
     if permissions is not None:
         joining.append(Depends(permissions.join_call))
+        marker = getattr(permissions, "checks_itself", None)
+        if marker is not None:
+            checks_itself.append(Depends(marker))
 
     async def may(request: Request, right: str, call_id: str) -> bool:
         return permissions is None or await permissions.allows(request, right, call_id)
@@ -213,12 +219,14 @@ def create_router(
             )
         return peer
 
-    @router.get("", include_in_schema=False)
+    @router.get("", include_in_schema=False, dependencies=checks_itself)
     async def demo_redirect(request: Request) -> RedirectResponse:
         query = f"?{request.url.query}" if request.url.query else ""
         return RedirectResponse(f"{request.url.path}/{query}")
 
-    @router.get("/", response_class=HTMLResponse, summary="Browser demo page")
+    @router.get(
+        "/", response_class=HTMLResponse, summary="Browser demo page", dependencies=checks_itself
+    )
     async def demo_page(request: Request, call: str | None = None) -> Response:
         if call:
             valid_call_id(call)
@@ -233,13 +241,13 @@ def create_router(
                 return RedirectResponse(elsewhere, status_code=307)
         return HTMLResponse(_static_text("index.html"))
 
-    @router.get("/static/{name}", include_in_schema=False)
+    @router.get("/static/{name}", include_in_schema=False, dependencies=checks_itself)
     async def static(name: str) -> Response:
         if name not in STATIC_FILES:
             raise HTTPException(404, f"no static file {name!r}")
         return Response(_static_text(name), media_type=STATIC_FILES[name])
 
-    @router.get("/calls", summary="Calls hosted by this process")
+    @router.get("/calls", summary="Calls hosted by this process", dependencies=checks_itself)
     async def list_calls(request: Request) -> dict[str, Any]:
         visible = [room for room in calls if await may(request, "list_sessions", room.call.call_id)]
         return {

@@ -39,9 +39,10 @@ class RouteContext:
 
     - ``launcher``: the `AgentLauncher` (start, list, close sessions).
     - ``serve_options``: the Runner's `ServeOptions`.
-    - ``permissions``: the ServeOptions callbacks as dependencies (`Permissions`); every route
-      a plugin mounts should list one (``dependencies=[Depends(context.permissions.join_call)]``)
-      so that the server's callbacks guard it as they guard the session API.
+    - ``permissions``: the ServeOptions callbacks as dependencies (`Permissions`). A route a
+      plugin mounts lists the one it needs (``dependencies=[Depends(permissions.join_call)]``)
+      or ``checks_itself``; a route that lists none gets the default guard
+      (`parley_server.plugin_guard`): the right to join the call it names, else to list.
     - ``ensure_call``: ``async (call_id) -> None`` that starts a session on ``call_id`` when
       this node runs none, or None when ``ServeOptions.start_sessions_on_demand`` is off.
     - ``add_demo_page(path, title, serves=None)``: tell the Runner where people join a call

@@ -46,9 +46,9 @@ class ServeOptions:
     send when starting a session; by default any JSON object with identifier keys is passed
     to ``create_agent`` and ``join_call``.
 
-    The same callbacks guard every route a plugin mounts (WebRTC signaling and demo page:
-    joining a call needs ``can_start_session`` for it; listing calls shows only the calls
-    ``can_list_sessions`` allows).
+    The same callbacks guard every route a plugin mounts, by default (WebRTC signaling and
+    demo page: joining a call needs ``can_start_session`` for it; listing calls shows only the
+    calls ``can_list_sessions`` allows; see `parley_server.plugin_guard`).
 
     ``video_track_override_dir``: ``params.video_track_override`` in a start request is refused
     unless this names a directory; then only files under it are accepted.

@@ -52,28 +52,65 @@ class Permissions:
         self.view_session = enforced(options.can_view_session, "view this session")
         self.list_sessions = enforced(options.can_list_sessions, "list this call's sessions")
         self.join_call = self.start_session
+        # The dependencies that mark a route as guarded (see `guards_itself`).
+        self.markers = frozenset(
+            {
+                self.start_session,
+                self.close_session,
+                self.view_session,
+                self.list_sessions,
+                self.checks_itself,
+            }
+        )
+
+    @staticmethod
+    def checks_itself() -> None:
+        """A marker a plugin route lists when it checks rights in its handler (with `allows`)
+        or serves nothing private (static files): the default guard then leaves it alone."""
 
     async def allows(self, request: Request, right: str, call_id: str) -> bool:
         """Whether the callback for ``right`` (``"list_sessions"``…) allows this request on
         ``call_id``: False when it raises an HTTP error or returns False."""
+        try:
+            await self.require(request, right, call_id)
+        except HTTPException:
+            return False
+        return True
+
+    async def require(self, request: Request, right: str, call_id: str) -> None:
+        """Raise the callback's own HTTP error (401 with its headers, …), or 403 when it
+        returns False or cannot read what it needs from the request."""
         permission = self._callbacks["start_session" if right == "join_call" else right]
-        scope = {**request.scope, "path_params": {**request.path_params, "call_id": call_id}}
-        probe = Request(scope, request.receive)
         dependant = get_dependant(path="/calls/{call_id}", call=permission)
         async with AsyncExitStack() as stack:
-            try:
-                solved = await solve_dependencies(
-                    request=probe,
-                    dependant=dependant,
-                    async_exit_stack=stack,
-                    embed_body_fields=False,
-                )
-                if solved.errors:
-                    return False
-                if inspect.iscoroutinefunction(permission):
-                    result = await permission(**solved.values)
-                else:  # as FastAPI runs a sync dependency: off the event loop
-                    result = await run_in_threadpool(permission, **solved.values)
-            except HTTPException:
-                return False
-        return result is not False
+            # A probe request of its own: the callback's `yield` dependencies end with the check.
+            scope = {
+                **request.scope,
+                "path_params": {**request.path_params, "call_id": call_id},
+                "fastapi_inner_astack": stack,
+                "fastapi_function_astack": stack,
+            }
+            probe = Request(scope, request.receive)
+            solved = await solve_dependencies(
+                request=probe,
+                dependant=dependant,
+                async_exit_stack=stack,
+                embed_body_fields=False,
+            )
+            if solved.errors:
+                raise ApiError(403, "forbidden", f"not allowed to {_RIGHTS[right]}")
+            if inspect.iscoroutinefunction(permission):
+                result = await permission(**solved.values)
+            else:  # as FastAPI runs a sync dependency: off the event loop
+                result = await run_in_threadpool(permission, **solved.values)
+        if result is False:
+            raise ApiError(403, "forbidden", f"not allowed to {_RIGHTS[right]}")
+
+
+_RIGHTS = {
+    "start_session": "start a session on this call",
+    "join_call": "join this call",
+    "close_session": "close this session",
+    "view_session": "view this session",
+    "list_sessions": "list this call's sessions",
+}

@@ -43,6 +43,7 @@ from parley_server.context import RouteContext, on_demand_starter
 from parley_server.http_protocol import HeaderTimeoutH11Protocol
 from parley_server.metrics import ServerMetrics
 from parley_server.options import ServeOptions
+from parley_server.plugin_guard import guarding_plugin_routes
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -100,7 +101,8 @@ class Runner:
                 launcher, options, lifespan=self.lifespan, metrics=self.metrics
             )
             if options.plugin_routes:
-                call_hook("register_routes", app=self.fast_api, context=self.context)
+                with guarding_plugin_routes(self.fast_api, self.context.permissions):
+                    call_hook("register_routes", app=self.fast_api, context=self.context)
         else:
             self.fast_api = options.fast_api
             self._wrap_lifespan(self.fast_api)
