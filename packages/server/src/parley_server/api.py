@@ -51,6 +51,7 @@ from parley_server.models import (
     start_request_model,
 )
 from parley_server.permissions import Permissions
+from parley_server.shutdown import CancelledAtShutdownMiddleware
 
 if TYPE_CHECKING:
     from parley.launcher import AgentLauncher
@@ -135,6 +136,7 @@ def create_app(
             allow_credentials=options.cors_allow_credentials,
             max_age=options.cors_max_age,
         )
+    app.add_middleware(CancelledAtShutdownMiddleware)  # outermost
     return app
 
 
