@@ -128,6 +128,26 @@ async def test_idle_timeout_counts_from_when_the_agent_is_alone() -> None:
         assert launcher.stats().running == 0
 
 
+async def test_an_idle_timeout_of_zero_is_off_as_in_vision_agents() -> None:
+    edge = InMemoryEdge()
+    launcher, _ = make_launcher(edge, agent_idle_timeout=0, maintenance_interval=0.02)
+    assert launcher.agent_idle_timeout is None
+    async with launcher:
+        session = await launcher.start_session("zero")
+        connection = edge.connections["zero"]
+        await connection.remove_participant(connection.humans()[0].id)
+        await asyncio.sleep(0.2)  # ten maintenance passes alone on the call
+        assert not session.closed
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("agent_idle_timeout", -1), ("max_session_duration_seconds", 0)]
+)
+def test_limits_out_of_range_are_refused(option: str, value: float) -> None:
+    with pytest.raises(ValueError, match=option):
+        make_launcher(InMemoryEdge(), **{option: value})
+
+
 async def test_duration_limit_closes_the_session() -> None:
     launcher, _ = make_launcher(
         InMemoryEdge(), max_session_duration_seconds=0.2, maintenance_interval=0.05

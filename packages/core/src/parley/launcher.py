@@ -108,6 +108,10 @@ class AgentLauncher:
     ``join_call`` has the session started: a start that takes longer is cancelled, frees its
     slots, is recorded as failed and raises `SessionStartFailed`, so a stuck provider or edge
     never holds the node's capacity.
+
+    ``agent_idle_timeout`` (default 60 s) closes a session that has been alone on its call
+    that long; ``None`` or ``0`` turns it off (0 as in Vision Agents).
+    ``max_session_duration_seconds`` closes a session that old; ``None`` (default) for none.
     """
 
     def __init__(
@@ -137,12 +141,21 @@ class AgentLauncher:
         ):
             if timing <= 0:
                 raise ValueError(f"{name} must be positive, got {timing}")
+        if agent_idle_timeout is not None and agent_idle_timeout < 0:
+            raise ValueError(
+                f"agent_idle_timeout must be >= 0 (0 or None: off), got {agent_idle_timeout}"
+            )
+        if max_session_duration_seconds is not None and max_session_duration_seconds <= 0:
+            raise ValueError(
+                "max_session_duration_seconds must be positive (or None for no limit), "
+                f"got {max_session_duration_seconds}"
+            )
         self.create_agent = create_agent
         self.join_call = join_call
         self.max_concurrent_sessions = max_concurrent_sessions
         self.max_sessions_per_call = max_sessions_per_call
         self.max_session_duration_seconds = max_session_duration_seconds
-        self.agent_idle_timeout = agent_idle_timeout
+        self.agent_idle_timeout = agent_idle_timeout or None
         self.maintenance_interval = maintenance_interval
         self.drain_timeout = drain_timeout
         self.start_timeout = start_timeout
