@@ -2,6 +2,7 @@
 
     hatch run demo                       # = python examples/demo.py run; prints the URL to open
     hatch run demo --port 8080 --no-demo # any `run` option; --no-demo: do not open a browser
+    hatch run demo --idle-timeout 60     # leave 60 s after the last person (default: stay)
     python examples/demo.py serve        # the HTTP session API instead of one console session
 
 Everything runs on this machine: Silero VAD, Whisper tiny.en, SmolLM2-135M-Instruct on
@@ -139,6 +140,23 @@ async def join_call(agent: Agent, call_type: str, call_id: str, **kwargs: Any) -
         await agent.finish()
 
 
-if __name__ == "__main__":
+# A demo stays up until Ctrl-C (coming back to the page finds the agent still there); the
+# launcher's default (leave 60 s after the last person) suits a server. `--idle-timeout` or
+# PARLEY_IDLE_TIMEOUT sets it.
+IDLE_TIMEOUT = 0
+
+
+def main() -> None:
     print(choose_llm().describe(), flush=True)
-    Runner(AgentLauncher(create_agent=create_agent, join_call=join_call)).cli()
+    launcher = AgentLauncher(
+        create_agent=create_agent, join_call=join_call, agent_idle_timeout=IDLE_TIMEOUT
+    )
+    Runner(launcher).cli()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        # Ctrl-C while the demo is still loading (before the server handles signals).
+        raise SystemExit(130) from None

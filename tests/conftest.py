@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parent.parent
-HELPER_FOLDERS = ("packages/plugins-webrtc/tests",)
+HELPER_FOLDERS = ("packages/plugins-webrtc/tests", "tests")
 
 for folder in HELPER_FOLDERS:
     path = str(_ROOT / folder)

@@ -118,7 +118,9 @@ def test_demo_starts_with_the_network_cut() -> None:
             assert process.poll() is None, "the demo exited:\n" + "\n".join(lines)
             assert time.monotonic() < deadline, "no URL within 90 s:\n" + "\n".join(lines)
             time.sleep(0.1)
-        process.send_signal(signal.SIGTERM)
+        # Ctrl-C, as a person stops it (here `python examples/demo.py run`; through `hatch run
+        # demo`, hatch's /bin/sh dies of the same SIGINT (254) unless the script uses `exec`).
+        process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0, "\n".join(lines)
     finally:
         if process.poll() is None:
@@ -129,6 +131,10 @@ def test_demo_starts_with_the_network_cut() -> None:
     assert re.search(r"^LLM: local — offline", output, re.MULTILINE), output
     assert re.search(r"Open http://127\.0\.0\.1:\d+/webrtc/\?call=offline", output), output
     assert "Traceback" not in output, output
+    # One URL (the page); the demo stays until Ctrl-C and says so; no request or ICE lines.
+    assert len(re.findall(r"http://", output)) == 1, output
+    assert "Idle timeout off" in output, output
+    assert "aioice" not in output and "uvicorn" not in output, output
 
 
 def test_one_offline_turn_with_the_network_cut() -> None:

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from parley import Agent, AgentSession, CascadingPipeline
-from parley.events import AgentTurnEnded, SessionState, TurnMetricsReady
+from parley.events import AgentTurnEnded, SessionEvent, SessionState, TurnMetricsReady
 from parley.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD, InMemoryEdge
 
 
@@ -41,3 +42,24 @@ async def test_greeting_then_one_turn() -> None:
     assert metrics and metrics[-1].metrics.end_to_end is not None
     await session.close()
     assert session.state is SessionState.CLOSED
+
+
+async def test_an_edges_own_session_events_reach_the_session() -> None:
+    @dataclass(frozen=True)
+    class KeyPressed(SessionEvent):
+        key: str
+
+    edge = InMemoryEdge(realtime_playout=False)
+    agent = Agent("You are terse.", edge=edge)
+    pipeline = CascadingPipeline(stt=FakeSTT([]), llm=FakeLLM([]), tts=FakeTTS(), vad=FakeVAD())
+    session = AgentSession(agent, pipeline)
+    connection = await edge.join(await agent.create_call("default", "keys"), agent.agent_user)
+    pressed: list[KeyPressed] = []
+    session.events.subscribe(pressed.append, KeyPressed)
+    await session.start(connection)
+    try:
+        connection.events.emit(KeyPressed("5"))
+        await session.events.drain()
+        assert pressed == [KeyPressed("5")]
+    finally:
+        await session.close()

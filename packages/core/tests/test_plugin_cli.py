@@ -21,7 +21,7 @@ class _Speaker:
             "tts",
             "speaker",
             "types:SimpleNamespace",
-            capabilities={"streaming": True, "cloning": False, "languages": ["en", "de"]},
+            capabilities={"offline": True, "cloning": False, "voices": ["amy", "bob"]},
         )
         register("stt", "ears", "m:F", requires=["surely_missing_sdk_0a1"])
         register.preset("local", "tts", "speaker?rate=2")
@@ -83,7 +83,7 @@ def test_plugins_table_shows_parts_capabilities_and_deps() -> None:
     assert "stt,tts" in speaker
     assert "missing-deps (deps missing)" in speaker
     assert "stt/ears: - [missing: surely_missing_sdk_0a1]" in speaker
-    assert "tts/speaker: streaming, no cloning, languages=en/de" in output
+    assert "tts/speaker: offline, no cloning, voices=amy/bob" in output
     assert "tts/local -> speaker?rate=2" in output
     assert "Problems:" in output
     assert "speaker: modules not installed: surely_missing_sdk_0a1" in output
@@ -101,7 +101,7 @@ def test_plugins_json_is_machine_readable() -> None:
         ("stt", "ears", False),
         ("tts", "speaker", True),
     ]
-    assert speaker["parts"][1]["capabilities"]["languages"] == ["en", "de"]
+    assert speaker["parts"][1]["capabilities"]["voices"] == ["amy", "bob"]
     assert speaker["presets"] == [{"kind": "tts", "name": "local", "spec": "speaker?rate=2"}]
 
 
@@ -123,3 +123,40 @@ def test_no_plugins() -> None:
 
 def test_version() -> None:
     assert _run("--version").startswith("parley, version ")
+
+
+def test_run_and_serve_without_parley_server_name_the_package_to_install() -> None:
+    # The autouse fixture isolates the plugin manager: parley-server's plugin is not there,
+    # as when only parley-core is installed.
+    for command in ("run", "serve"):
+        result = CliRunner().invoke(build_cli(), [command, "agent.py", "--port", "9000"])
+        assert result.exit_code == 2
+        assert f"'parley {command}' comes with parley-server" in result.output
+        assert "pip install parley-server" in result.output
+        assert "No such command" not in result.output
+    assert "run and serve come with parley-server: pip install parley-server" in _run("--help")
+    unknown = CliRunner().invoke(build_cli(), ["sing"])
+    assert unknown.exit_code == 2 and "No such command 'sing'" in unknown.output
+
+
+def test_dash_h_is_help_everywhere() -> None:
+    assert _run("-h") == _run("--help")
+    assert "--json" in _run("plugins", "-h") and "Usage: parley plugins" in _run("plugins", "-h")
+    assert "Usage: parley hello" in _run("hello", "-h")  # a plugin's command too
+
+
+def test_options_can_come_from_parley_environment_variables() -> None:
+    assert "PARLEY_PLUGINS_JSON" in _run("plugins", "-h")
+    result = CliRunner().invoke(build_cli(), ["plugins"], env={"PARLEY_PLUGINS_JSON": "1"})
+    assert result.exit_code == 0 and json.loads(result.output)[0]["name"]
+
+
+def test_python_dash_m_parley_is_the_console_script() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "parley", "-h"], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("Usage: parley [OPTIONS] COMMAND")
+    assert "plugins" in out

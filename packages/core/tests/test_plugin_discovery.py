@@ -40,7 +40,7 @@ GOOD = """
 
     @hookimpl
     def register_parts(register):
-        register("tts", "{name}", "types:SimpleNamespace", capabilities={{"streaming": True}},
+        register("tts", "{name}", "types:SimpleNamespace", capabilities={{"offline": True}},
                  requires={requires!r})
 
     @hookimpl
@@ -112,7 +112,7 @@ def test_installed_plugin_is_discovered_listed_and_resolvable(install: Install) 
     )
     assert info.kinds == ("tts",)
     assert [(p.kind, p.name, dict(p.capabilities)) for p in info.parts] == [
-        ("tts", "demo", {"streaming": True})
+        ("tts", "demo", {"offline": True})
     ]
     assert [p.name for p in list_parts("tts")] == ["demo"]
     assert list_parts("stt") == ()
@@ -133,7 +133,8 @@ def test_from_parley_plugins_import_missing_names_the_package() -> None:
     with pytest.raises(ImportError) as info:
         from parley.plugins import missing  # noqa: F401
     assert str(info.value) == (
-        "No Parley plugin named 'missing' is installed; install it with: pip install parley-missing"
+        "No Parley plugin named 'missing' is installed; "
+        "`parley plugins` lists the installed plugins"
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 from parley.plugins import (
     KINDS,
     ParleyPluginManager,
+    PartConflictError,
     PartImportError,
     PartOptionsError,
     Registrar,
@@ -52,7 +53,7 @@ def test_registered_part_is_listed_with_its_details() -> None:
             "tts",
             "echo",
             "types:SimpleNamespace",
-            capabilities={"streaming": True, "sample_rates": [16000, 24000]},
+            capabilities={"offline": True, "voices": ["amy", "bob"]},
             description="Echoes",
             requires=["json"],
         )
@@ -65,7 +66,7 @@ def test_registered_part_is_listed_with_its_details() -> None:
         "types:SimpleNamespace",
         "demo",
     )
-    assert dict(part.capabilities) == {"streaming": True, "sample_rates": [16000, 24000]}
+    assert dict(part.capabilities) == {"offline": True, "voices": ["amy", "bob"]}
     assert part.description == "Echoes"
     assert part.requires == ("json",)
     assert part.deps_ok
@@ -124,16 +125,24 @@ def test_failing_registration_leaves_no_trace() -> None:
     assert manager.plugins() == ()
 
 
-def test_first_registration_of_a_name_wins_and_the_clash_is_reported() -> None:
+def test_a_name_two_plugins_register_is_listed_for_both_and_resolves_for_neither() -> None:
     def second(register: Registrar) -> None:
         register("stt", "dup", "collections:OrderedDict")
-        register("stt", "own", "m:F")
+        register("stt", "own", "types:SimpleNamespace")
 
     manager = _manager(first=lambda r: r("stt", "dup", "types:SimpleNamespace"), second=second)
-    assert manager.registry.parts("stt")[0].plugin == "first"
+    assert [p.plugin for p in manager.registry.parts("stt") if p.name == "dup"] == [
+        "first",
+        "second",
+    ]
     info = next(i for i in manager.plugins() if i.name == "second")
-    assert [p.name for p in info.parts] == ["own"]
-    assert info.warnings == ("stt 'dup' is already provided by 'first'",)
+    assert [p.name for p in info.parts] == ["dup", "own"]
+    (conflict,) = info.conflicts
+    assert "stt 'dup' is provided by 2 plugins: plugin 'first' and plugin 'second'" in conflict
+    assert next(i for i in manager.plugins() if i.name == "first").conflicts == (conflict,)
+    with pytest.raises(PartConflictError, match="stt 'dup' is provided by 2 plugins"):
+        manager.resolve("stt", "dup")
+    assert manager.resolve("stt", "own") == SimpleNamespace()  # the rest is unaffected
 
 
 def test_requires_are_checked_without_importing(
@@ -155,7 +164,7 @@ def test_requires_are_checked_without_importing(
     assert info.deps_ok is False
     assert info.error is not None
     assert "surely_missing_mod_7f3a" in info.error
-    assert "pip install parley-demo" in info.error
+    assert "pip install parley-demo" in info.error  # installed: its distribution is known
 
 
 def test_unregister_removes_parts() -> None:
@@ -258,7 +267,11 @@ def test_presets_chain_and_merge_options() -> None:
 
 
 def test_preset_may_point_at_a_part_of_its_own_name() -> None:
-    manager = _manager(demo=_parts, presets=lambda r: r.preset("ns", "llm", "ns/default-model"))
+    def declare(register: Registrar) -> None:
+        _parts(register)
+        register.preset("ns", "llm", "ns/default-model")
+
+    manager = _manager(demo=declare)
     assert manager.resolve("llm", "ns") == SimpleNamespace(model="default-model")
     assert manager.resolve("llm", "ns/other") == SimpleNamespace(model="other")
 

@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, distribution, entry_points
 import parley_openai
 import pytest
 from packaging.requirements import Requirement
+from parley.plugins.capabilities import declared
 from parley.plugins.registry import Registrar
 from parley_openai import MissingAPIKey
 from parley_openai.llm import OpenAILLM
@@ -33,7 +34,8 @@ def test_entry_point_and_parts() -> None:
         ("tts", "openai"),
         ("realtime", "openai"),
     }
-    assert parts[("stt", "openai")].capabilities["batch"] is True
+    # A batch STT: the listing reads that from the class (BatchSTT), not from register().
+    assert declared("stt", parts[("stt", "openai")].load())["batch"] is True
     assert parts[("realtime", "openai")].target == "parley_openai.realtime:OpenAIRealtime"
     assert parley_openai.LLM is OpenAILLM
     assert parley_openai.STT is OpenAISTT

@@ -6,12 +6,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, WebSocket
+from fastapi.testclient import TestClient
 from parley.plugins import hookimpl, plugin_manager
 from parley_server import Runner, ServeOptions
 from parley_server_testkit import fake_launcher, serving
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
+from starlette.testclient import WebSocketDenialResponse
 
 PLUGIN = "parley-server-test-guarded-routes"
 
@@ -48,6 +50,13 @@ class _CarelessPlugin:
             return {"static": "ok"}
 
         app.include_router(router)
+        trusted = APIRouter(prefix="/careless/included")
+
+        @trusted.get("/calls/{call_id}/thing")
+        async def thing(call_id: str) -> dict[str, str]:
+            return {"thing": call_id}
+
+        app.include_router(trusted, dependencies=[Depends(context.permissions.join_call)])
 
         async def raw(request: Request) -> PlainTextResponse:
             return PlainTextResponse("raw " + request.query_params.get("call", ""))
@@ -125,6 +134,11 @@ async def test_a_route_that_guards_itself_or_is_marked_public_is_left_alone(
         assert (await client.get("/careless/router/guarded/a")).status_code == 200
         assert calls == ["a"]  # its own guard only: not asked twice
         assert (await client.get("/careless/router/guarded/b")).status_code == 403
+        # Guarded where it was included: checked once, by that guard.
+        calls.clear()
+        assert (await client.get("/careless/included/calls/a/thing")).status_code == 200
+        assert calls == ["a"]
+        assert (await client.get("/careless/included/calls/b/thing")).status_code == 403
         # Marked `checks_itself`: no callback runs, though listing would be refused.
         calls.clear()
         assert (await client.get("/careless/router/static.js")).json() == {"static": "ok"}
@@ -152,3 +166,37 @@ async def test_routes_added_after_the_plugins_are_not_touched(careless_plugin: N
 
     async with serving(runner, lifespan=False) as client:
         assert (await client.get("/mine")).json() == {"mine": "yes"}
+
+
+class _SocketPlugin:
+    @hookimpl
+    def register_routes(self, app: FastAPI, context: Any) -> None:
+        router = APIRouter(prefix="/sockets")
+
+        @router.websocket("/calls/{call_id}/live")
+        async def live(websocket: WebSocket, call_id: str) -> None:
+            await websocket.accept()
+            await websocket.send_text(f"live {call_id}")
+            await websocket.close()
+
+        app.include_router(router)
+
+
+async def test_websocket_routes_are_guarded_too() -> None:
+    plugin = _SocketPlugin()
+    manager = plugin_manager()
+    manager.register(plugin, name=PLUGIN + "-ws")
+    try:
+        runner = Runner(fake_launcher(), ServeOptions(can_start_session=only_call_a))
+    finally:
+        manager.unregister(plugin)
+    client = TestClient(runner.fast_api)
+    with client.websocket_connect("/sockets/calls/a/live") as socket:
+        assert socket.receive_text() == "live a"
+    # The handshake is refused with the HTTP status (403), as for any other plugin route.
+    with (
+        pytest.raises(WebSocketDenialResponse) as refused,
+        client.websocket_connect("/sockets/calls/b/live"),
+    ):
+        pass
+    assert refused.value.status_code == 403

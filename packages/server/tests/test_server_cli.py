@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 from fastapi import FastAPI
@@ -55,6 +57,8 @@ def test_serve_options_reach_runner_serve(monkeypatch: pytest.MonkeyPatch) -> No
             "port": 9000,
             "agents_log_level": "DEBUG",
             "http_log_level": "INFO",
+            "log_level_libs": "WARNING",
+            "log_format": "text",
             "debug": False,
             "workers": 3,
             "no_splash": False,
@@ -283,7 +287,7 @@ def test_parley_exports_runner_lazily_and_the_entry_module_is_light() -> None:
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
-    names = ("", "parley", "uvicorn", "uvicorn.error", "uvicorn.access")
+    names = ("", "parley", "__main__", "uvicorn", "uvicorn.error", "uvicorn.access")
     levels = {name: logging.getLogger(name).level for name in names}
     yield
     for name, level in levels.items():
@@ -330,3 +334,258 @@ def test_run_prints_and_opens_the_demo_page_then_returns_when_the_session_ends(
     quiet.run(call_id="no-page", port=0, no_demo=True, no_splash=True)
     assert len(opened) == 1  # no demo page and --no-demo: no browser
     assert "/calls/no-page/sessions/sess_" in capsys.readouterr().out
+
+
+SHARED = (
+    "--host",
+    "--port",
+    "--log-level",
+    "--log-level-libs",
+    "--http-log-level",
+    "--log-format",
+    "--debug",
+    "--no-splash",
+)
+
+
+def _options(command: click.Command) -> dict[str, click.Option]:
+    return {
+        name: param
+        for param in command.params
+        if isinstance(param, click.Option)
+        for name in param.opts
+    }
+
+
+def test_run_and_serve_share_their_options_and_take_each_from_the_environment() -> None:
+    from parley.cli import build_cli
+
+    group = runner_group(Runner(fake_launcher()))
+    for cli in (group, build_cli()):
+        run = _options(cli.get_command(click.Context(cli), "run"))  # type: ignore[arg-type]
+        serve = _options(cli.get_command(click.Context(cli), "serve"))  # type: ignore[arg-type]
+        for name in SHARED:
+            assert name in run and name in serve, name
+            assert run[name].envvar == serve[name].envvar
+        for options in (run, serve):
+            for name, option in options.items():
+                envvars = [option.envvar] if isinstance(option.envvar, str) else option.envvar
+                assert envvars and all(v.startswith("PARLEY_") for v in envvars), name
+                assert option.show_envvar, name
+    help_text = CliRunner().invoke(group, ["serve", "-h"]).output
+    assert "PARLEY_PORT" in help_text and "PARLEY_LOG_FORMAT" in help_text
+    assert CliRunner().invoke(group, ["-h"]).output.startswith("Usage:")
+
+
+def test_parley_port_means_the_port_for_run_serve_and_a_worker_jobs_room() -> None:
+    from parley_server import room
+
+    run = _options(runner_group(Runner(fake_launcher())).commands["run"])
+    assert run["--port"].envvar == room.PORT_ENV == "PARLEY_PORT"
+    assert run["--host"].envvar == room.HOST_ENV == "PARLEY_HOST"
+    assert run["--port"].default == room.DEFAULT_PORT
+    assert "PARLEY_NO_BROWSER" in run["--no-demo"].envvar  # what a WorkerJob reads too
+
+
+def test_environment_variables_reach_serve_and_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[dict[str, Any]] = []
+    ran: list[dict[str, Any]] = []
+    monkeypatch.setattr(Runner, "serve", lambda self, **kw: served.append(kw))
+    monkeypatch.setattr(Runner, "run", lambda self, **kw: ran.append(kw))
+    group = runner_group(Runner(fake_launcher()))
+    env = {
+        "PARLEY_PORT": "9100",
+        "PARLEY_HOST": "0.0.0.0",
+        "PARLEY_LOG_LEVEL": "debug",
+        "PARLEY_LOG_LEVEL_LIBS": "error",
+        "PARLEY_LOG_FORMAT": "json",
+        "PARLEY_WORKERS": "2",
+        "PARLEY_CALL_ID": "from-env",
+        "PARLEY_NO_BROWSER": "1",
+    }
+    assert CliRunner().invoke(group, ["serve"], env=env).exit_code == 0
+    assert CliRunner().invoke(group, ["run", "--port", "9200"], env=env).exit_code == 0
+    assert served[0]["port"] == 9100 and served[0]["host"] == "0.0.0.0"
+    assert served[0]["agents_log_level"] == "DEBUG" and served[0]["workers"] == 2
+    assert served[0]["log_level_libs"] == "ERROR" and served[0]["log_format"] == "json"
+    assert ran[0]["port"] == 9200  # the command line wins over the environment
+    assert ran[0]["call_id"] == "from-env" and ran[0]["no_demo"] is True
+    # Not given: `run` picks its own (quiet) levels, `serve` INFO and WARNING.
+    assert ran[0]["log_format"] == "json" and ran[0]["http_log_level"] is None
+    assert served[0]["http_log_level"] == "INFO"
+    assert ran[0]["idle_timeout"] is None
+    idle = CliRunner().invoke(group, ["run"], env={"PARLEY_IDLE_TIMEOUT": "0"})
+    assert idle.exit_code == 0 and ran[-1]["idle_timeout"] == 0
+    assert CliRunner().invoke(group, ["run", "--idle-timeout", "-1"]).exit_code == 2
+    bad = CliRunner().invoke(group, ["serve"], env={"PARLEY_LOG_FORMAT": "xml"})
+    assert bad.exit_code == 2 and "xml" in bad.output
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_configure_logging_levels_parley_uvicorn_and_the_other_libraries() -> None:
+    from parley_server.console import configure_logging
+
+    configure_logging("DEBUG", "WARNING", log_level_libs="ERROR")
+    assert logging.getLogger("parley.openai").isEnabledFor(logging.DEBUG)
+    assert not logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO)
+    assert logging.getLogger("uvicorn.error").isEnabledFor(logging.WARNING)
+    assert not logging.getLogger("aioice.ice").isEnabledFor(logging.WARNING)
+    with pytest.raises(ValueError, match="unknown log level"):
+        configure_logging("INFO", "chatty")
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_worker_processes_get_the_logging_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import uvicorn
+    from parley_server.runner import WORKER_ENV
+
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+    monkeypatch.delenv(WORKER_ENV, raising=False)
+    runner = Runner(fake_launcher())
+    runner.target = Target("path", str(TEST_AGENT))
+    runner.serve(workers=2, no_splash=True, log_level_libs="ERROR", log_format="json")
+    settings = json.loads(os.environ[WORKER_ENV])
+    monkeypatch.delenv(WORKER_ENV)
+    assert settings["log_level_libs"] == "ERROR" and settings["log_format"] == "json"
+
+
+JSON_AGENT = textwrap.dedent(
+    """
+    import logging
+
+    from parley import Agent, AgentLauncher
+    from parley.testing import FakeLLM, FakeSTT, FakeTTS, InMemoryEdge
+    from parley_server import Runner
+
+    provider = logging.getLogger("parley.fakeprovider")
+
+
+    def respond(ctx):
+        provider.info("answering")
+        return "Hi."
+
+
+    async def create_agent(**params):
+        return Agent(
+            "x",
+            edge=InMemoryEdge(realtime_playout=False),
+            llm=FakeLLM(respond=respond),
+            tts=FakeTTS(),
+            stt=FakeSTT(None),
+        )
+
+
+    async def join_call(agent, call_type, call_id, **params):
+        call = await agent.create_call(call_type, call_id)
+        async with agent.join(call):
+            logging.getLogger(__name__).info("on the call")
+            await agent.simple_response("hello")
+
+
+    if __name__ == "__main__":
+        Runner(AgentLauncher(create_agent, join_call, warm_up=False)).cli()
+    """
+)
+
+
+def test_serve_writes_json_lines_with_the_sessions_ids(
+    server_process: Callable[..., Any], tmp_path: Path
+) -> None:
+    import json
+
+    import httpx
+
+    script = _write(tmp_path / "json_agent.py", JSON_AGENT)
+    server = server_process(
+        "serve",
+        command=[sys.executable, str(script)],
+        env={"PARLEY_LOG_FORMAT": "json", "PARLEY_LOG_LEVEL_LIBS": "ERROR"},
+    )
+    server.wait_healthy()
+    started = httpx.post(server.url + "/calls/demo/sessions", json={}, timeout=10)
+    assert started.status_code == 201, started.text
+    session_id = started.json()["session_id"]
+    server.wait_for_line('"answering"')
+    server.stop()
+    entries = [json.loads(line) for line in server.lines]  # every line is one JSON object
+    by_message = {entry["message"]: entry for entry in entries}
+    answer = by_message["answering"]
+    assert answer["logger"] == "parley.fakeprovider"
+    assert (answer["session_id"], answer["call_id"], answer["turn_id"]) == (session_id, "demo", 1)
+    on_call = by_message["on the call"]  # the script's own logger follows --log-level
+    assert on_call["logger"] == "__main__" and on_call["session_id"] == session_id
+    assert "turn_id" not in on_call
+    assert any(e["logger"] == "uvicorn.access" and "session_id" not in e for e in entries)
+    assert all("color_message" not in e for e in entries)
+
+
+def test_run_is_quiet_unless_debug_and_says_when_it_leaves() -> None:
+    from parley_server.console import console_log_levels, idle_notice
+
+    assert console_log_levels("INFO", None, None) == ("WARNING", "WARNING")
+    assert console_log_levels("debug", None, None) == ("DEBUG", "DEBUG")
+    assert console_log_levels("INFO", "INFO", "ERROR") == ("INFO", "ERROR")  # given: kept
+    assert "until Ctrl-C" in idle_notice(None) and "until Ctrl-C" in idle_notice(0)
+    assert "60 s after the last person" in idle_notice(60.0)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_run_idle_timeout_overrides_the_launcher(capsys: pytest.CaptureFixture[str]) -> None:
+    runner = Runner(_short_launcher())
+    assert runner.launcher.agent_idle_timeout == 60.0
+    runner.run(call_id="idle-off", port=0, no_demo=True, no_splash=True, idle_timeout=0)
+    assert runner.launcher.agent_idle_timeout is None
+    assert "Idle timeout off" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="idle_timeout"):
+        runner.run(call_id="x", port=0, no_splash=True, idle_timeout=-1)
+
+
+def test_the_root_redirects_to_the_page_unless_the_app_serves_it() -> None:
+    from fastapi.testclient import TestClient
+    from parley_server.runner import _redirect_root
+
+    app = FastAPI()
+    _redirect_root(app, "/webrtc/?call=c1")
+    answer = TestClient(app).get("/", follow_redirects=False)
+    assert answer.status_code == 307 and answer.headers["location"] == "/webrtc/?call=c1"
+    own = FastAPI()
+    own.add_api_route("/", lambda: {"mine": True})
+    _redirect_root(own, "/elsewhere")
+    assert TestClient(own).get("/").json() == {"mine": True}
+
+
+async def test_the_conversation_printer_prints_each_line_with_its_latency(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from types import SimpleNamespace
+
+    from parley.bus import EventBus
+    from parley.edge import Participant, ParticipantLeft, User
+    from parley.events import AgentTurnEnded, Transcript, TurnMetricsReady
+    from parley.metrics import TurnMetrics
+    from parley_server.console import ConversationPrinter
+
+    connection = SimpleNamespace(events=EventBus(), humans=lambda: [])
+    session = SimpleNamespace(events=EventBus(), connection=connection)
+    ConversationPrinter(idle_timeout=60.0).attach(session)  # type: ignore[arg-type]
+    session.events.emit(AgentTurnEnded("s0", "Hello!", False))  # the greeting: no turn
+    await asyncio.sleep(0)
+    session.events.emit(Transcript("user", "what's the weather in Paris?", False))
+    session.events.emit(Transcript("user", "what's the weather in Paris?", True))
+    session.events.emit(AgentTurnEnded("s1", "It is sunny in Paris.", False))
+    turn = TurnMetrics(turn=1, speech_id="s1", end_of_speech=10.0, first_audio_sent=10.82)
+    session.events.emit(TurnMetricsReady(turn))
+    session.events.emit(AgentTurnEnded("s2", "Once upon", True))
+    session.events.emit(TurnMetricsReady(TurnMetrics(turn=2, speech_id="s2")))
+    connection.events.emit(ParticipantLeft(Participant("p1", User("Ada", "u1"))))
+    await asyncio.sleep(0)
+    assert capsys.readouterr().out.splitlines() == [
+        "agent: Hello!",
+        "you: what's the weather in Paris?",
+        "agent (0.82 s): It is sunny in Paris.",
+        "agent (interrupted): Once upon",
+        "-- Ada left",
+        "-- no one on the call: leaving in 60 s",
+    ]

@@ -144,7 +144,7 @@ def test_run_console_mode_prints_the_url_and_stops_on_sigterm(
     server = server_process(
         "run", "--no-demo", "--call-id", "console", "--video-track-override", str(video)
     )
-    line = server.wait_for_line("Session: ")
+    line = server.wait_for_line("is on call console: ")
     assert f"{server.url}/calls/console/sessions/sess_" in line
     server.wait_for_line("with params ['video_track_override']")
     with httpx.Client(base_url=server.url) as http:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 _EXPORTS: dict[str, str] = {
     # agents and sessions
     "Agent": "parley.agent",
@@ -77,7 +75,19 @@ _OPTIONAL: dict[str, tuple[str, str]] = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 
-def __getattr__(name: str) -> Any:
+# Type checkers must not see the module `__getattr__`: they would accept any name through it
+# (`from parley import Agnet` typed as Any). They read the explicit imports at the end instead.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        return _load(name)
+
+
+def _load(name: str) -> Any:
+    if name == "__version__":
+        value = _installed_version()
+        globals()[name] = value
+        return value
     module = _EXPORTS.get(name)
     if module is not None:
         value = getattr(importlib.import_module(module), name)
@@ -96,11 +106,31 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'parley' has no attribute {name!r}")
 
 
+def _installed_version() -> str:
+    # The version is written once, in packages/core/pyproject.toml; this reads the installed
+    # metadata, on first use because importing importlib.metadata costs more than parley itself.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("parley-core")
+    except PackageNotFoundError:  # a source tree on sys.path without an install
+        return "0+unknown"
+
+
 def __dir__() -> list[str]:
     return [*__all__, *_OPTIONAL]
 
 
+# What type checkers see: the real export list, one import per lazily exported name. A name
+# added to `_EXPORTS` belongs here too (tests/test_typing_exports.py checks both lists agree).
 if TYPE_CHECKING:
+    __version__: str
+
+    # parley-server is optional: without it a type checker treats these two as Any, as it
+    # does any unresolved import inside an installed package.
+    from parley_server.options import ServeOptions as ServeOptions
+    from parley_server.runner import Runner as Runner
+
     from parley.agent import Agent as Agent
     from parley.audio import AudioChunker as AudioChunker
     from parley.audio import AudioResampler as AudioResampler
@@ -135,6 +165,7 @@ if TYPE_CHECKING:
     from parley.job import (
         WorkerJob as WorkerJob,
     )
+    from parley.launcher import AgentLauncher as AgentLauncher
     from parley.llm import LLM as LLM
     from parley.llm import LLMChunk as LLMChunk
     from parley.pipeline import (
@@ -159,6 +190,7 @@ if TYPE_CHECKING:
         TurnOptions as TurnOptions,
     )
     from parley.realtime import Realtime as Realtime
+    from parley.registry import SessionRegistry as SessionRegistry
     from parley.session import AgentSession as AgentSession
     from parley.session import SessionClosed as SessionClosed
     from parley.speech import SpeechHandle as SpeechHandle

@@ -21,7 +21,7 @@ from parley.pipeline import CascadingPipeline, RealtimePipeline
 from parley.realtime import Realtime
 from parley.speech import SpeechHandle
 from parley.stt import STT, BatchSTT
-from parley.tools import FunctionTool, ToolRegistry
+from parley.tools import FunctionTool, ToolRegistry, method_tools
 from parley.tts import TTS
 from parley.turn import TurnDetector
 from parley.vad import VAD
@@ -38,11 +38,26 @@ def _resolve(kind: str, part: Any) -> Any:
     return part
 
 
+def _same_function(tool: FunctionTool, other: FunctionTool | None) -> bool:
+    """Whether both tools run the same function on the same instance (or none)."""
+    if other is None:
+        return False
+
+    def key(fn: Any) -> tuple[Any, Any]:
+        return getattr(fn, "__func__", fn), getattr(fn, "__self__", None)
+
+    (fn, owner), (other_fn, other_owner) = key(tool.fn), key(other.fn)
+    return fn is other_fn and owner is other_owner
+
+
 class Agent:
     """An agent persona and, optionally, its parts.
 
     ``llm`` may be an LLM or a Realtime model (then it runs a `RealtimePipeline`). Spec strings
     are resolved here, so ``agent.llm.register_function`` works right after construction.
+
+    Tools: the methods of a subclass decorated with ``@function_tool`` (bound to this agent)
+    and then ``tools=[...]``, in ``agent.tools``; two tools with one name are a ValueError.
     """
 
     def __init__(
@@ -65,8 +80,7 @@ class Agent:
         self._instructions = ""
         self.instructions = instructions
         self.tools = ToolRegistry()
-        for tool in tools:
-            self.tools.register(tool)
+        self._register_tools(tools)
         if isinstance(llm, str):
             llm = _resolve(
                 "realtime" if llm.startswith("realtime:") else "llm", llm.removeprefix("realtime:")
@@ -102,6 +116,22 @@ class Agent:
         kwargs.setdefault("vad", "local")
         kwargs.setdefault("llm", os.environ.get("PARLEY_LLM") or "local")
         return cls(instructions, **kwargs)
+
+    def _register_tools(self, tools: Sequence[Any]) -> None:
+        declared = method_tools(self)
+        self.tools.extend(declared)  # two methods declaring one tool name fail here
+        methods = {tool.name: tool for tool in declared}
+        for item in tools:
+            if isinstance(item, FunctionTool) and _same_function(item, methods.get(item.name)):
+                continue  # ``tools=[self.get_weather]``: that method is registered already
+            name = item.name if isinstance(item, FunctionTool) else getattr(item, "__name__", None)
+            if name in methods:
+                raise ValueError(
+                    f"two tools are named {name!r}: the method "
+                    f"{type(self).__name__}.{name} (@function_tool) and one in tools=[...]; "
+                    "rename one, e.g. @function_tool(name=...)"
+                )
+            self.tools.register(item)
 
     # --- persona -------------------------------------------------------------------------------
 

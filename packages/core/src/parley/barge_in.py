@@ -7,11 +7,16 @@ as soon as either condition of `InterruptionOptions` holds: the user has spoken
 a committed user turn confirms it too. If the user goes quiet without either, the candidate
 waits ``false_interruption_timeout`` seconds and is then dismissed as a false interruption (a
 cough, "mm-hm"): the agent resumes, or stops when ``resume_false_interruption`` is off.
+
+A turn spoken over the agent that holds only ``interruption_only_words`` ("stop", "wait",
+"mm-hm") interrupts and is not answered: the runner asks `BargeIn.only_interrupts`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Iterable
 from typing import Protocol
 
 from parley.policy import InterruptionOptions
@@ -30,6 +35,29 @@ class BargeInTarget(Protocol):
 
     def pending_words(self) -> int:
         """Words of a user turn transcribed and not yet committed."""
+
+
+def _words(text: str) -> tuple[str, ...]:
+    # "Mm-hmm." and "mm hmm" are the same; apostrophes stay inside words ("that's").
+    return tuple(re.findall(r"[\w']+", text.lower().replace("-", " ")))
+
+
+def only_phrases(text: str, phrases: Iterable[str]) -> bool:
+    """Whether ``text`` is made only of ``phrases`` (each possibly repeated, in any order):
+    "Stop, stop!" and "okay, wait" are, with "stop", "okay", "wait"; "" is not."""
+    words = _words(text)
+    known = {split for split in map(_words, phrases) if split}
+    if not words or not known:
+        return False
+    # covered[i]: the first i words are a sequence of known phrases.
+    covered = [True] + [False] * len(words)
+    for end in range(1, len(words) + 1):
+        covered[end] = any(
+            covered[end - len(phrase)] and words[end - len(phrase) : end] == phrase
+            for phrase in known
+            if len(phrase) <= end
+        )
+    return covered[-1]
 
 
 class BargeIn:
@@ -84,6 +112,11 @@ class BargeIn:
         self._words = max(self._words, count)
         if self.options.min_words > 0 and self._words >= self.options.min_words:
             self.confirm()
+
+    def only_interrupts(self, text: str) -> bool:
+        """Whether a user turn of ``text``, spoken over the agent, only asks it to stop (or
+        acknowledges it): the turn then interrupts and is not answered."""
+        return self.options.enabled and only_phrases(text, self.options.interruption_only_words)
 
     def turn_committed(self) -> None:
         if self._started is not None:

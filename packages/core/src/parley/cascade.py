@@ -37,6 +37,7 @@ from parley.speaking import CascadingSettings, Speaker, Utterance
 from parley.speech import SpeechHandle
 from parley.stt import STT, STTEvent
 from parley.text import split_sentences
+from parley.tracing import TurnTrace
 from parley.tts import TTS
 from parley.turn import TurnDetector
 from parley.vad import VAD, VADEvent, VADStream
@@ -107,6 +108,8 @@ class CascadingRunner:
         self._turn_open = False
         self._speech_ended_at: float | None = None
         self._final_at: float | None = None
+        self._turn_began: float | None = None  # the open turn's first speech (its trace starts)
+        self._over_agent = False  # the open turn began while the agent spoke
         self._turns = 0
         self._primed = ""  # the user text the LLM was last primed with
         # Priming costs a context copy and a task per transcript: only for LLMs that use it.
@@ -147,6 +150,7 @@ class CascadingRunner:
         if not text.strip():
             return
         self.interrupt_for_user()
+        self._over_agent = False  # typed words are always answered
         self._pending.append(text.strip())
         self._open_turn()
         self._commit_turn()
@@ -199,6 +203,7 @@ class CascadingRunner:
     def _open_turn(self) -> None:
         if not self._turn_open:
             self._turn_open = True
+            self._turn_began = time.perf_counter()
             self.host.emit(UserTurnStarted())
 
     def _user_started(self) -> None:
@@ -208,8 +213,9 @@ class CascadingRunner:
         self.endpointing.cancel()
         self.host.touch_activity()
         self._open_turn()
-        current = self.speaker.current
-        self.barge_in.speech_started(current is not None and current.handle.interruptible)
+        speaking = self._agent_speaking()
+        self._over_agent = self._over_agent or speaking
+        self.barge_in.speech_started(speaking)
 
     def _user_stopped(self, speech_duration: float) -> None:
         self.user_speaking = False
@@ -242,6 +248,7 @@ class CascadingRunner:
         if not self._pending:
             self._turn_open = False
             self._speech_ended_at = None
+            self._over_agent = False
             if self.barge_in.active:
                 self.barge_in.dismiss_if_quiet()
 
@@ -252,6 +259,10 @@ class CascadingRunner:
         text = " ".join(self._pending)
         self._pending = []
         self._turn_open = False
+        over_agent, self._over_agent = self._over_agent, False
+        if (over_agent or self._agent_speaking()) and self.barge_in.only_interrupts(text):
+            self._only_interrupt()
+            return
         turn = TurnMetrics(
             turn=self._next_turn(),
             user_text=text,
@@ -264,8 +275,23 @@ class CascadingRunner:
         self.barge_in.turn_committed()
         self.host.chat_ctx.add("user", text)  # the one place a user turn enters history
         self.host.emit(UserTurnEnded(text))
-        speech = Utterance(SpeechHandle(), lambda q: self.speaker.llm_reply(speech, q, text), turn)
+        trace = TurnTrace.start(self.host, turn, self._turn_began)
+        speech = Utterance(
+            SpeechHandle(), lambda q: self.speaker.llm_reply(speech, q, text), turn, trace=trace
+        )
         self._schedule(speech)
+
+    def _only_interrupt(self) -> None:
+        """A turn that only says "stop" (or "mm-hm") over the agent: stop it, answer nothing;
+        the words stay out of the history (a reply to "stop" would be the next thing said)."""
+        self._speech_ended_at = None
+        self._final_at = None
+        self.barge_in.clear()
+        self.interrupt_for_user()
+
+    def _agent_speaking(self) -> bool:
+        current = self.speaker.current
+        return current is not None and current.handle.interruptible
 
     def _next_turn(self) -> int:
         self._turns += 1
@@ -295,6 +321,7 @@ class CascadingRunner:
             self.playout.resume()
         self._pending = []
         self._turn_open = False
+        self._over_agent = False
 
     def interrupt_for_user(self) -> None:
         """Stop the current speech and drop queued interruptible ones."""
@@ -330,13 +357,16 @@ class CascadingRunner:
             turn=self._next_turn(), user_text=text or "", turn_committed=time.perf_counter()
         )
         speech = Utterance(
-            handle, lambda q: self.speaker.llm_reply(speech, q, text or "", instructions), turn
+            handle,
+            lambda q: self.speaker.llm_reply(speech, q, text or "", instructions),
+            turn,
+            trace=TurnTrace.start(self.host, turn, None),
         )
         self._schedule(speech)
 
     def _schedule(self, speech: Utterance) -> None:
         if self._closed:
-            speech.handle.finish()  # never spoken; its waiters must not hang
+            speech.abandon()  # never spoken; its waiters must not hang
         else:
             self.speaker.schedule(speech)
 

@@ -15,6 +15,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("parley.cli")
 
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+# Commands another distribution adds, and the hint when it is not installed.
+PROVIDED_BY = {
+    "run": "parley-server",
+    "serve": "parley-server",
+}
+
 
 class ParleyGroup(click.Group):
     """A click group that asks plugins for their commands the first time it is used."""
@@ -25,10 +32,13 @@ class ParleyGroup(click.Group):
         if self._plugin_commands_loaded:
             return
         self._plugin_commands_loaded = True
-        from parley.plugins import call_hook
+        from parley.plugins import PluginError, call_hook
 
         built_in = dict(self.commands)
-        call_hook("register_commands", cli=self)
+        try:
+            call_hook("register_commands", cli=self)
+        except PluginError as exc:  # e.g. a malformed PARLEY_PLUGINS_PREFER: say it plainly
+            raise click.ClickException(str(exc)) from None
         for name, command in built_in.items():
             if self.commands.get(name) is not command:  # a plugin may add, not replace
                 logger.warning("a plugin replaced the command %r; keeping the built-in", name)
@@ -45,18 +55,61 @@ class ParleyGroup(click.Group):
         self._load_plugin_commands()
         return super().get_command(ctx, cmd_name)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = click.utils.make_str(args[0]) if args else None
+        if name in PROVIDED_BY and self.get_command(ctx, name) is None:
+            package = PROVIDED_BY[name]
+            ctx.fail(
+                f"'parley {name}' comes with {package}: pip install {package} "
+                "(if it is installed, `parley plugins` says why it did not load)"
+            )
+        return super().resolve_command(ctx, args)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        missing = sorted({p for n, p in PROVIDED_BY.items() if n not in self.list_commands(ctx)})
+        for package in missing:
+            names = " and ".join(n for n, p in PROVIDED_BY.items() if p == package)
+            formatter.write_paragraph()
+            formatter.write_text(f"{names} come with {package}: pip install {package}")
+        super().format_epilog(ctx, formatter)
+
 
 @click.command("plugins")
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def plugins_command(as_json: bool) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print machine-readable JSON.",
+    envvar="PARLEY_PLUGINS_JSON",
+    show_envvar=True,
+)
+@click.option(
+    "--capabilities",
+    "read_classes",
+    is_flag=True,
+    help="Import each part to show the capabilities its class declares (sample rates, ...).",
+    envvar="PARLEY_PLUGINS_CAPABILITIES",
+    show_envvar=True,
+)
+def plugins_command(as_json: bool, read_classes: bool) -> None:
     """List installed plugins: kinds, capabilities, and whether their dependencies import."""
-    from parley.plugins import list_plugins
+    from parley.plugins import PluginError, list_plugins
 
-    infos = list_plugins()
+    try:
+        infos = list_plugins(capabilities=read_classes)
+    except PluginError as exc:  # e.g. a malformed PARLEY_PLUGINS_PREFER
+        raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps([info.to_dict() for info in infos], indent=2))
     elif infos:
         click.echo(render_plugins(infos))
+        if not read_classes:
+            click.echo(
+                "\nSample rates, streaming, tools and the other contract capabilities are "
+                "declared by each part's class: `parley plugins --capabilities` shows them."
+            )
     else:
         click.echo("No Parley plugins are installed.")
 
@@ -65,7 +118,7 @@ def build_cli() -> ParleyGroup:
     """A fresh ``parley`` command group (tests build their own; the console script uses
     `main`)."""
 
-    @click.group(cls=ParleyGroup, name="parley")
+    @click.group(cls=ParleyGroup, name="parley", context_settings=CONTEXT_SETTINGS)
     @click.version_option(package_name="parley-core", prog_name="parley")
     def cli() -> None:
         """Parley: real-time voice and video AI agents."""
@@ -94,6 +147,7 @@ def render_plugins(infos: Sequence[PluginInfo]) -> str:
     table = _table([header, *rows])
     problems = [f"  {info.name}: {info.error}" for info in infos if info.error]
     problems += [f"  {info.name}: {warning}" for info in infos for warning in info.warnings]
+    problems += [f"  {c}" for c in dict.fromkeys(c for info in infos for c in info.conflicts)]
     if problems:
         table += "\n\nProblems:\n" + "\n".join(problems)
     return table

@@ -5,10 +5,14 @@
 (``"openai/gpt-4o-mini"``, ``"deepgram?model=nova-3"``, ``"local"``) resolved through the
 plugin registry when the session starts. Any object with ``create_runner(host, connection)``
 is a pipeline (`parley.host.Pipeline`): a new kind is one module with its runner.
+
+A batch STT (whole utterances) needs a VAD to cut the audio; without ``vad=`` the pipeline
+takes the default VAD of the installed plugins (Silero, from parley-silero) and logs it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from parley.cascade import CascadingParts, CascadingRunner
@@ -21,6 +25,13 @@ from parley.stt import STT, BatchSTT
 from parley.tts import TTS
 from parley.turn import TurnDetector
 from parley.vad import VAD
+
+logger = logging.getLogger("parley.pipeline")
+
+# "The default part of a kind" is what its offline preset names: the zero-key plugins set
+# it (parley-silero sets vad "local" -> "silero"), and no fake or cloud part ever does.
+_DEFAULT_SPEC = "local"
+_DEFAULT_VAD_PACKAGE = "parley-silero"
 
 
 def _resolve(kind: str, part: Any) -> Any:
@@ -73,10 +84,7 @@ class CascadingPipeline:
         stt = _resolve("stt", self.stt)
         if isinstance(stt, BatchSTT):
             if vad is None:
-                raise ValueError(
-                    f"{type(stt).__name__} transcribes whole utterances and needs a VAD to cut "
-                    'them: pass vad=... (e.g. vad="silero", from parley-silero)'
-                )
+                vad = _default_vad(type(stt).__name__)
             from parley.segmenting import VADSegmentedSTT
 
             stt = VADSegmentedSTT(stt, vad)
@@ -94,6 +102,36 @@ class CascadingPipeline:
 
     def create_runner(self, host: RunnerHost, connection: Connection) -> Runner:
         return CascadingRunner(host, connection, self, self.build())
+
+
+def _default_vad(stt_name: str) -> Any:
+    """The installed default VAD for a batch STT that was given none, or a ValueError that
+    says what to install."""
+    from parley.plugins import UnknownPartError, list_parts, parse_spec, plugin_manager, resolve
+    from parley.plugins.errors import package_for
+
+    needs = f"{stt_name} transcribes whole utterances and needs a VAD to cut them"
+    try:
+        part, _ = plugin_manager().registry.find("vad", parse_spec(_DEFAULT_SPEC))
+    except UnknownPartError:
+        installed = ", ".join(p.name for p in list_parts("vad")) or "none"
+        raise ValueError(
+            f"{needs}, and no default VAD is installed: `pip install {_DEFAULT_VAD_PACKAGE}` "
+            f"(then Silero is used by default), or pass vad=... (installed VADs: {installed})"
+        ) from None
+    if not part.deps_ok:
+        raise ValueError(
+            f"{needs}; the default VAD {part.name!r} (plugin {part.plugin!r}) cannot load "
+            f"because {', '.join(part.missing)} is not installed: reinstall its plugin "
+            f"(`pip install {package_for(part.plugin)}`) or pass vad=..."
+        )
+    logger.info(
+        "%s needs a VAD and none was given: using the default VAD %r (plugin %r)",
+        stt_name,
+        part.name,
+        part.plugin,
+    )
+    return resolve("vad", _DEFAULT_SPEC)
 
 
 class RealtimePipeline:

@@ -29,6 +29,35 @@ class TurnOptions:
             )
 
 
+# Said over the agent, these ask it to stop or only acknowledge it: not questions to answer.
+# "yeah" is also what Whisper often hears for a short, clipped "stop".
+INTERRUPTION_ONLY_WORDS: tuple[str, ...] = (
+    "stop",
+    "wait",
+    "hold on",
+    "hang on",
+    "pause",
+    "shush",
+    "quiet",
+    "enough",
+    "mm hm",
+    "mm hmm",
+    "mhm",
+    "hmm",
+    "uh huh",
+    "okay",
+    "ok",
+    "yeah",
+    "yep",
+    "right",
+    "sure",
+    "got it",
+    "i see",
+    "please",
+    "no",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class InterruptionOptions:
     """Barge-in policy while the agent speaks.
@@ -41,6 +70,12 @@ class InterruptionOptions:
     interruption (a cough, "mm-hm") and the agent resumes where it stopped when
     ``resume_false_interruption`` is set (otherwise it stops). ``enabled=False`` makes the
     agent ignore the user while it speaks. Both pipeline kinds apply it (`parley.barge_in`).
+
+    ``interruption_only_words``: a user turn spoken over the agent that says nothing but
+    these words and phrases ("Stop.", "wait, wait", "mm-hm", "okay") stops the agent and is
+    not answered: it never reaches the LLM nor the history. Case and punctuation are ignored,
+    a hyphen counts as a space. ``()`` answers every turn. The cascading pipeline applies it
+    (a realtime model decides its own turns).
     """
 
     enabled: bool = True
@@ -48,6 +83,16 @@ class InterruptionOptions:
     min_words: int = 0
     false_interruption_timeout: float = 1.0
     resume_false_interruption: bool = True
+    interruption_only_words: tuple[str, ...] = INTERRUPTION_ONLY_WORDS
+
+    def __post_init__(self) -> None:
+        words: object = self.interruption_only_words  # typed as a tuple; a str slips through
+        if isinstance(words, str):
+            raise TypeError(
+                "interruption_only_words must be a tuple of words or phrases, not one string"
+            )
+        # A list given by the caller must not change under a frozen options object.
+        object.__setattr__(self, "interruption_only_words", tuple(self.interruption_only_words))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from opentelemetry.trace import INVALID_SPAN, Span
+
+from parley import logs
 from parley.bus import EventBus
 from parley.chat import ChatContext
 from parley.edge import (
@@ -39,10 +42,25 @@ from parley.llm import LLM
 from parley.metrics import SessionMetrics, TurnMetrics
 from parley.speech import SpeechHandle
 from parley.tools import FunctionTool
+from parley.tracing import end as end_span
+from parley.tracing import start_session
 
 logger = logging.getLogger("parley.session")
 
 _PART_CLOSE_TIMEOUT = 5.0
+# What `AgentSession.start` accepts: ours (connection) and VideoSDK's documented keywords.
+_START_OPTIONS = ("connection", "wait_for_participant", "run_until_shutdown")
+
+
+async def _first_of(*waits: Awaitable[Any]) -> None:
+    """Return when the first of ``waits`` is done; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class SessionClosed(RuntimeError):
@@ -80,6 +98,8 @@ class AgentSession:
         self.started_at: float | None = None
         self.connection: Connection | None = None
         self.llm: LLM | None = None
+        # The OpenTelemetry span of the session (`parley.tracing`); no-op until it starts.
+        self.span: Span = INVALID_SPAN
         self._runner: Runner | None = None
         self._parts: list[Any] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -118,34 +138,83 @@ class AgentSession:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    async def start(self, connection: Connection | None = None) -> None:
+    async def start(
+        self,
+        connection: Connection | None = None,
+        *,
+        wait_for_participant: bool = False,
+        run_until_shutdown: bool = False,
+        **unknown: Any,
+    ) -> None:
         """Build the parts, start the pipeline on the connection, then call ``on_enter``.
 
         Without ``connection`` the session uses the current `JobContext`'s room.
+        ``wait_for_participant=True`` warms the parts up, then waits for someone to join
+        before starting (so the greeting is heard). ``run_until_shutdown=True`` connects the
+        job's room if needed, starts, and returns only when the session closes or the job is
+        told to stop; then it closes the session and shuts the job context down.
         """
+        if unknown:
+            raise TypeError(
+                f"AgentSession.start() got unknown keyword arguments: "
+                f"{', '.join(sorted(unknown))}; it accepts: {', '.join(_START_OPTIONS)}"
+            )
         if self._closing:
             raise SessionClosed("this session was closed; create a new AgentSession")
         if self.connection is not None:
             raise RuntimeError("session already started")
+        job: Any = None
         if connection is None:
             from parley.job import current_job_context
 
-            ctx = current_job_context()
-            if ctx is None or ctx.connection is None:
+            job = current_job_context()
+            if job is not None and job.connection is None and run_until_shutdown:
+                await job.connect()  # VideoSDK's run_until_shutdown connects the room itself
+            if job is None or job.connection is None:
                 raise RuntimeError(
-                    "no connection: call `await ctx.connect()` on the JobContext first, "
-                    "or use `async with agent.join(call)`"
+                    "no connection: call `await ctx.connect()` on the JobContext first "
+                    "(or start with run_until_shutdown=True), or use `async with agent.join(call)`"
                 )
-            connection = ctx.connection
-            ctx.sessions.append(self)
-            self._job = ctx
-        self.connection = connection
+            connection = job.connection
+            job.sessions.append(self)
+            self._job = job
+        if not run_until_shutdown:
+            if not await self._start(connection, wait_for_participant, job):
+                raise SessionClosed("the call ended before anyone joined")
+            return
         try:
-            await self._start_pipeline(connection)
+            if await self._start(connection, wait_for_participant, job):
+                await self._wait_for_shutdown(job)
+        finally:
+            # Shielded: a job cancels its entrypoint when the room ends, and ``on_exit`` must
+            # not be cut short by that.
+            await asyncio.shield(self.close())
+            if job is not None:
+                await job.shutdown()
+
+    async def _start(self, connection: Connection, wait_for_participant: bool, job: Any) -> bool:
+        """Start; False if the call ended (or the job stopped) before anyone joined, and then
+        the session is closed."""
+        self.connection = connection
+        # Before any task of the session exists: they all inherit the ids (`parley.logs`).
+        logs.bind(self.id, connection.call.call_id)
+        self.span = start_session(
+            self.id,
+            connection.call.call_id,
+            connection.agent_user.name or type(self.agent).__name__,
+        )
+        try:
+            joined = await self._start_pipeline(connection, wait_for_participant, job)
+        except asyncio.CancelledError:
+            await asyncio.shield(self.close())  # stopped (a signal, a timeout), not failed
+            raise
         except BaseException as exc:
             self.fail(exc)
             await self.close()
             raise
+        if not joined:
+            await self.close()
+            return False
         self.started_at = time.time()
         self._io_tasks = [asyncio.create_task(self._audio_loop(connection), name="parley-audio-in")]
         if self._video_consumers():
@@ -177,16 +246,62 @@ class AgentSession:
             self.spawn(self.llm.prepare(self.chat_ctx.copy(), self.tools()), "llm")
         self.agent.session_started.set()
         await self.agent.on_enter()
+        return True
 
-    async def _start_pipeline(self, connection: Connection) -> None:
+    async def _start_pipeline(
+        self, connection: Connection, wait_for_participant: bool, job: Any
+    ) -> bool:
+        """Build, warm up and start the runner, waiting for a participant before the start
+        if asked. False if nobody came (the call ended or ``job`` was told to stop)."""
         runner = self.pipeline.create_runner(self, connection)
         self._parts = runner.parts
         self.llm = runner.llm
-        await asyncio.gather(*(part.warm_up() for part in self._parts if hasattr(part, "warm_up")))
-        if self.agent.mcp_servers:
-            await self.agent.load_mcp_tools()
+        try:
+            await asyncio.gather(
+                *(part.warm_up() for part in self._parts if hasattr(part, "warm_up"))
+            )
+            if self.agent.mcp_servers:
+                await self.agent.load_mcp_tools()
+            # After warm-up: the models load while nobody is there yet.
+            joined = not wait_for_participant or await self._wait_for_participant(connection, job)
+            if not joined:
+                await runner.aclose()
+                return False
+        except BaseException:
+            await runner.aclose()
+            raise
         self._runner = runner
         await runner.start()
+        return True
+
+    async def _wait_for_participant(self, connection: Connection, job: Any) -> bool:
+        """Wait for a person in the call: False if the call ends, or the job is told to stop,
+        first."""
+        arrived = asyncio.Event()
+
+        def watch(event: object) -> None:
+            if isinstance(event, ParticipantJoined) and not event.participant.is_agent:
+                arrived.set()
+
+        connection.events.subscribe(watch)
+        try:
+            if connection.humans():
+                return True
+            logger.info("session %s: waiting for a participant to join", self.id)
+            waits = [arrived.wait(), connection.wait_closed()]
+            if job is not None:
+                waits.append(job.wait_for_shutdown())
+            await _first_of(*waits)
+            return arrived.is_set()
+        finally:
+            connection.events.unsubscribe(watch)
+
+    async def _wait_for_shutdown(self, job: Any) -> None:
+        """Until the session closes or, in a job, the job is told to stop."""
+        if job is None:
+            await self.wait()
+        else:
+            await _first_of(self.wait(), job.wait_for_shutdown())
 
     async def _audio_loop(self, connection: Connection) -> None:
         runner = self._runner
@@ -235,6 +350,8 @@ class AgentSession:
                 self.close_soon()
         elif isinstance(event, ParticipantJoined | ParticipantLeft):
             self.touch_activity()
+        elif isinstance(event, SessionEvent):  # an edge's own events (a phone's DTMF digits)
+            self.emit(event)
 
     async def wait(self) -> None:
         """Return when the session has closed."""
@@ -290,6 +407,7 @@ class AgentSession:
             call_hook("session_ended", session=self)
         finally:
             self.set_state(SessionState.FAILED if failed else SessionState.CLOSED)
+            end_span(self.span, self.error)
             await self.events.aclose()
             self._closed.set()
             if self._job is not None:
@@ -310,8 +428,10 @@ class AgentSession:
         async def close(part: Any) -> None:
             try:
                 await asyncio.wait_for(part.aclose(), _PART_CLOSE_TIMEOUT)
+            except TimeoutError:
+                logger.warning("closing %r took over %g s; left behind", part, _PART_CLOSE_TIMEOUT)
             except Exception as exc:
-                logger.warning("closing %r failed: %s", part, exc)
+                logger.warning("closing %r failed: %r", part, exc)
 
         await asyncio.gather(*(close(p) for p in self._parts if hasattr(p, "aclose")))
 

@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from opentelemetry.trace import INVALID_SPAN
+
 from parley.chat import ChatMessage, ToolCall
 from parley.events import AgentTurnEnded, AgentTurnStarted, SessionState, Transcript
 from parley.heard import SpeakingRate, SpokenPiece, heard_text
 from parley.host import RunnerHost
+from parley.logs import turn_context
 from parley.metrics import TurnMetrics
 from parley.playout import Playout
 from parley.policy import ProviderTimeouts, ToolOptions
@@ -21,6 +24,8 @@ from parley.providers import describe
 from parley.speech import SpeechHandle
 from parley.text import SentenceSplitter
 from parley.tool_runner import run_tool_calls
+from parley.tracing import TurnTrace, active
+from parley.tracing import end as end_span
 from parley.tts import TTS
 from parley.watchdog import Watchdog
 
@@ -94,6 +99,13 @@ class Utterance:
     pieces: list[SpokenPiece] = field(default_factory=list)
     final_round_start: int = 0  # index in pieces where the last LLM round began
     task: asyncio.Task[None] | None = None
+    trace: TurnTrace | None = None  # the turn's spans, when the session is traced
+
+    def abandon(self) -> None:
+        """Never spoken (dropped or the engine closed): release its waiters and its trace."""
+        if self.trace is not None and self.turn is not None:
+            self.trace.finish(self.turn, "dropped")
+        self.handle.finish()
 
 
 class Speaker:
@@ -128,7 +140,7 @@ class Speaker:
         for queued in self._queue:
             if queued.handle.interruptible:
                 queued.handle.interrupted = True
-                queued.handle.finish()
+                queued.abandon()
             else:
                 kept.append(queued)
         self._queue = kept
@@ -145,7 +157,7 @@ class Speaker:
         if self.current is not None:
             self.stop(self.current)
         while self._queue:
-            self._queue.popleft().handle.finish()
+            self._queue.popleft().abandon()
         active = self._active
         if active is not None:
             active.cancel()
@@ -156,10 +168,13 @@ class Speaker:
         while self._queue and not self.closed:
             speech = self._queue.popleft()
             if speech.handle.done:
+                speech.abandon()
                 continue
             self.current = speech
+            # The reply's logs (LLM, tools, TTS) carry its turn number (`parley.logs`).
+            turn_id = speech.turn.turn if speech.turn is not None else None
             speech.task = self._active = asyncio.create_task(
-                self._run(speech), name=f"parley-{speech.handle.id}"
+                self._run(speech), name=f"parley-{speech.handle.id}", context=turn_context(turn_id)
             )
             speech.task.add_done_callback(self._start_next)
             return
@@ -180,6 +195,8 @@ class Speaker:
             finished = speaking.result()
         except* Exception as errors:
             host.report_error("tts", errors.exceptions[0], True)
+            if speech.trace is not None:
+                speech.trace.tts_failed(errors.exceptions[0])
             finished = True
         if self.current is speech and not handle.done:
             self._finish(speech, interrupted=not finished)
@@ -223,6 +240,8 @@ class Speaker:
         if speech.turn is not None:
             speech.turn.speech_id = handle.id
             speech.turn.interrupted = interrupted
+            if speech.trace is not None:
+                speech.trace.finish(speech.turn, "interrupted" if interrupted else "played")
             host.turn_completed(speech.turn)
         if self.current is speech:
             self.current = None
@@ -238,6 +257,7 @@ class Speaker:
         stopped being current."""
         handle = speech.handle
         turn = speech.turn
+        trace = speech.trace
         host = self.host
         timeouts = self.settings.timeouts
         name = f"TTS {describe(self.tts)}"
@@ -249,6 +269,8 @@ class Speaker:
             speech.pieces.append(piece)
             if turn is not None:
                 turn.tts_characters += len(text)
+                if trace is not None:
+                    trace.tts_started(describe(self.tts))
             else:
                 host.metrics.tts_characters += len(text)
             stream = self.tts.synthesize(text)
@@ -264,6 +286,8 @@ class Speaker:
                         continue
                     if turn is not None and turn.tts_first_audio is None:
                         turn.tts_first_audio = time.perf_counter()
+                        if trace is not None:
+                            trace.first_audio()
                     while True:
                         if host.state is not SessionState.SPEAKING:
                             host.set_state(SessionState.SPEAKING)
@@ -271,6 +295,8 @@ class Speaker:
                             return False
                         if turn is not None and turn.first_audio_sent is None:
                             turn.first_audio_sent = time.perf_counter()
+                            if trace is not None:
+                                trace.audio_sent()
                         piece.seconds += frame.duration
                         try:
                             frame = await deadline.next(iterator, timeouts.tts_stall, stalled)
@@ -283,6 +309,11 @@ class Speaker:
                 if closer is not None:
                     await closer()
             handle.text = " ".join(p.text for p in speech.pieces)
+            # The whole reply, before it has all been heard: pages reveal it with the playout
+            # (the final transcript, once played, says what was heard).
+            host.emit(Transcript("agent", handle.text, False))
+        if trace is not None and turn is not None:
+            trace.tts_ended(turn.tts_characters)
         return await self.playout.finish(handle)
 
     async def llm_reply(
@@ -316,7 +347,8 @@ class Speaker:
             text = ""
             calls: list[ToolCall] = []
             speech.final_round_start = len(speech.pieces)
-            async for chunk in self._llm_stream(flow.process_with_llm(ctx, offered), turn):
+            stream = flow.process_with_llm(ctx, offered)
+            async for chunk in self._llm_stream(stream, turn, speech.trace):
                 if chunk.text:
                     text += chunk.text
                     for piece in splitter.push(chunk.text):
@@ -340,27 +372,37 @@ class Speaker:
             host.chat_ctx.add_message(ChatMessage("assistant", text, tool_calls=list(calls)))
             speech.final_round_start = len(speech.pieces) + queue.qsize()
             await run_tool_calls(
-                host, calls, settings.tool_options, turn=turn, history=host.chat_ctx
+                host,
+                calls,
+                settings.tool_options,
+                turn=turn,
+                history=host.chat_ctx,
+                span=speech.trace.span if speech.trace is not None else None,
             )
 
     async def _llm_stream(
-        self, stream: AsyncIterator[Any], turn: TurnMetrics
+        self, stream: AsyncIterator[Any], turn: TurnMetrics, trace: TurnTrace | None
     ) -> AsyncIterator[Any]:
         timeouts = self.settings.timeouts
         llm = self.host.llm
         name = "LLM" if llm is None else f"LLM {describe(llm)}"
         stalled = f"{name} stalled mid-stream: nothing"
         iterator = aiter(stream)
+        span = trace.llm(describe(llm) if llm else "") if trace is not None else INVALID_SPAN
+        error: Exception | None = None
         try:
             async with StreamDeadline() as deadline:
                 try:
-                    first = await deadline.next(
-                        iterator, timeouts.llm_first_token, f"{name} produced nothing"
-                    )
+                    # The provider's request goes out here: its own spans nest under ours.
+                    with active(span):
+                        first = await deadline.next(
+                            iterator, timeouts.llm_first_token, f"{name} produced nothing"
+                        )
                 except StopAsyncIteration:
                     return
                 if turn.llm_first_token is None:
                     turn.llm_first_token = time.perf_counter()
+                span.add_event("first_token")
                 yield first
                 while True:
                     try:
@@ -370,8 +412,10 @@ class Speaker:
                     yield chunk
         except Exception as exc:
             exc.parley_source = "llm"  # type: ignore[attr-defined]
+            error = exc
             raise
         finally:
+            end_span(span, error)
             closer = getattr(iterator, "aclose", None)
             if closer is not None:
                 await closer()

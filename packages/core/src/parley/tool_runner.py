@@ -14,12 +14,16 @@ import json
 import time
 from collections.abc import Sequence
 
+from opentelemetry.trace import Span
+
 from parley.chat import ChatContext, ToolCall
 from parley.events import ToolCalled
 from parley.host import RunnerHost
 from parley.metrics import TurnMetrics
 from parley.policy import ToolOptions
 from parley.tools import ToolError
+from parley.tracing import active, child, session_span
+from parley.tracing import end as end_span
 
 CANCELLED_RESULT = "cancelled: the user interrupted before this finished"
 
@@ -31,19 +35,24 @@ async def run_tool_calls(
     *,
     turn: TurnMetrics | None = None,
     history: ChatContext | None = None,
+    span: Span | None = None,
 ) -> list[str]:
     """Run ``calls`` in parallel and return their result texts, in order.
 
     With ``history`` every call gets a ``tool`` message there, also when the round is
-    cancelled mid-flight: providers reject a history with an unanswered call.
+    cancelled mid-flight: providers reject a history with an unanswered call. Each call is
+    a ``parley.tool`` span under ``span`` (the turn's; default: the session's).
     """
     registry = {tool.name: tool for tool in host.tools()}
     results: dict[str, str] = {}
+    parent = span if span is not None else session_span(host)
 
     async def run(call: ToolCall) -> None:
         started = time.perf_counter()
         tool = registry.get(call.name)
         error = True
+        call_span = child(parent, "parley.tool", {"parley.tool.name": call.name})
+        failure: BaseException | None = None
         try:
             if tool is None:
                 raise ToolError(
@@ -51,19 +60,25 @@ async def run_tool_calls(
                 )
             timeout = tool.timeout or options.timeout
             try:
-                value = await asyncio.wait_for(tool.invoke(call.arguments), timeout)
+                with active(call_span):  # what the tool calls (an HTTP request) nests under it
+                    value = await asyncio.wait_for(tool.invoke(call.arguments), timeout)
             except TimeoutError as exc:
                 raise ToolError(f"tool {call.name} timed out after {timeout} s") from exc
             result = value if isinstance(value, str) else json.dumps(value, default=str)
             error = False
         except asyncio.CancelledError:
             results[call.id] = CANCELLED_RESULT
+            call_span.set_attribute("parley.tool.cancelled", True)
+            call_span.end()
             raise
         except Exception as exc:
             result = f"error: {exc}"
+            failure = exc
             host.metrics.tool_errors += 1
             host.report_error("tool", exc, True)
         results[call.id] = result
+        call_span.set_attribute("parley.tool.error", error)
+        end_span(call_span, failure)
         host.metrics.tool_calls += 1
         if turn is not None:
             turn.tool_calls += 1

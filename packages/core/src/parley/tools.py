@@ -15,6 +15,10 @@ async def get_weather(location: str, unit: Literal["celsius", "fahrenheit"] = "c
     \"\"\"
 ```
 
+On a method of a class (an `Agent` subclass), ``@function_tool`` declares a tool of every
+instance: ``self`` is left out of the schema, and reading the attribute from an instance gives
+the tool bound to it. `method_tools` lists an object's declared tools, bound.
+
 pydantic and docstring_parser are imported when the first tool is built, not with `parley`.
 """
 
@@ -25,13 +29,21 @@ import copy
 import inspect
 import json
 import re
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin, overload
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
 
-__all__ = ["FunctionTool", "ToolArgumentsError", "ToolError", "ToolRegistry", "function_tool"]
+__all__ = [
+    "FunctionTool",
+    "ToolArgumentsError",
+    "ToolError",
+    "ToolRegistry",
+    "function_tool",
+    "method_tools",
+]
 
 # What OpenAI-style APIs accept as a function name; checked early so a bad name fails at
 # registration rather than as an opaque 400 from the provider mid-call.
@@ -62,6 +74,10 @@ class FunctionTool:
     Sync functions run in a worker thread so they never block the event loop; when
     ``timeout`` (seconds) passes, the call fails with `ToolError` (a thread cannot be stopped
     and finishes in the background).
+
+    A function whose first parameter is ``self`` is a method (``is_method``): the schema
+    leaves ``self`` out, and the tool is used through `bind` (reading it from an instance
+    binds it, as for any method).
     """
 
     name: str
@@ -69,6 +85,7 @@ class FunctionTool:
     parameters: dict[str, Any]  # JSON schema of the arguments object
     fn: Callable[..., Any]
     timeout: float | None
+    is_method: bool  # declared on a class, not yet bound to an instance
 
     def __init__(
         self,
@@ -93,6 +110,7 @@ class FunctionTool:
         self.fn = fn
         self.name = tool_name
         self.timeout = timeout
+        self.is_method = parameters is None and _takes_self(fn)
         self._is_async = _is_async_callable(fn)
         self._model: type[BaseModel] | None = None
         self._keywords: dict[str, str] = {}  # pydantic field name -> the function's parameter
@@ -102,8 +120,28 @@ class FunctionTool:
             return
         summary, arg_docs = _parse_docstring(fn)
         self.description = description if description is not None else summary
-        self._model, self._keywords = _arguments_model(fn, tool_name, arg_docs)
+        self._model, self._keywords = _arguments_model(
+            fn, tool_name, arg_docs, skip_first=self.is_method
+        )
         self.parameters = _clean_schema(self._model.model_json_schema())
+
+    # --- methods ------------------------------------------------------------------------------
+
+    def bind(self, instance: object) -> FunctionTool:
+        """This method tool bound to ``instance``: it runs with ``self`` set to ``instance``."""
+        if not self.is_method:
+            raise TypeError(f"tool {self.name} is not a method; only a method tool can be bound")
+        tool = copy.copy(self)
+        tool.fn = types.MethodType(self.fn, instance)
+        tool.is_method = False
+        return tool
+
+    def __get__(self, instance: object | None, owner: type | None = None) -> FunctionTool:
+        # ``agent.get_weather`` is the tool bound to ``agent``, as for a plain method, so a
+        # method tool can also be called directly from the agent's own code.
+        if instance is None or not self.is_method:
+            return self
+        return self.bind(instance)
 
     # --- calling ------------------------------------------------------------------------------
 
@@ -113,6 +151,8 @@ class FunctionTool:
         Raises `ToolArgumentsError` for bad arguments and `ToolError` on timeout; an exception
         raised by the function itself propagates unchanged.
         """
+        if self.is_method:
+            raise ToolError(f"tool {self.name} is a method that was never bound to an instance")
         kwargs = self._validate(self._decode(arguments))
         scope = asyncio.timeout(self.timeout)
         try:
@@ -228,7 +268,10 @@ def function_tool(
     description: str | None = None,
     timeout: float | None = None,
 ) -> Any:
-    """Make a tool: ``function_tool(fn)``, ``@function_tool`` or ``@function_tool(name=...)``."""
+    """Make a tool: ``function_tool(fn)``, ``@function_tool`` or ``@function_tool(name=...)``.
+
+    On a method of an `Agent` subclass it declares a tool of every instance of that class.
+    """
     if fn is not None:
         return FunctionTool(fn, name=name, description=description, timeout=timeout)
 
@@ -305,6 +348,26 @@ class ToolRegistry:
         return f"ToolRegistry({list(self._tools)})"
 
 
+def method_tools(obj: object) -> list[FunctionTool]:
+    """The tools declared on ``obj``'s class and its bases, bound to ``obj``.
+
+    A tool is a `FunctionTool` class attribute (``@function_tool`` on a method). Attributes
+    resolve as Python resolves them: a subclass's definition replaces its base's, and a plain
+    method overriding a tool method means that name is no longer a tool. Base-class tools
+    come first, in definition order.
+    """
+    found: dict[str, FunctionTool | None] = {}
+    for cls in reversed(type(obj).__mro__):
+        for attr, value in vars(cls).items():
+            if isinstance(value, FunctionTool):
+                found[attr] = value
+            elif attr in found:
+                found[attr] = None
+    return [
+        tool.bind(obj) if tool.is_method else tool for tool in found.values() if tool is not None
+    ]
+
+
 # --- building -----------------------------------------------------------------------------------
 
 
@@ -316,10 +379,33 @@ def _as_tool(
     timeout: float | None = None,
 ) -> FunctionTool:
     if isinstance(fn, FunctionTool):
+        if fn.is_method:
+            raise TypeError(
+                f"tool {fn.name} is a method (its first parameter is self): declare it with "
+                "@function_tool on an Agent subclass, whose instances register it bound to "
+                "themselves, or register the bound method (instance.method)"
+            )
         if name is None and description is None and timeout is None:
             return fn
         return fn.replace(name=name, description=description, timeout=timeout)
-    return FunctionTool(fn, name=name, description=description, timeout=timeout)
+    tool = FunctionTool(fn, name=name, description=description, timeout=timeout)
+    if tool.is_method:
+        return _as_tool(tool)  # the same error
+    return tool
+
+
+def _takes_self(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is a function defined as a method: its first parameter is ``self``.
+
+    Only plain functions qualify; a bound method has ``self`` already and shows no such
+    parameter.
+    """
+    if not inspect.isfunction(fn):
+        return False
+    params = list(inspect.signature(fn).parameters.values())
+    return (
+        bool(params) and params[0].name == "self" and params[0].kind is not params[0].KEYWORD_ONLY
+    )
 
 
 def _is_async_callable(fn: Callable[..., Any]) -> bool:
@@ -342,9 +428,12 @@ def _parse_docstring(fn: Callable[..., Any]) -> tuple[str, dict[str, str]]:
 
 
 def _arguments_model(
-    fn: Callable[..., Any], tool_name: str, arg_docs: Mapping[str, str]
+    fn: Callable[..., Any], tool_name: str, arg_docs: Mapping[str, str], *, skip_first: bool
 ) -> tuple[type[BaseModel], dict[str, str]]:
-    """A pydantic model of ``fn``'s keyword arguments, and its field-to-parameter map."""
+    """A pydantic model of ``fn``'s keyword arguments, and its field-to-parameter map.
+
+    ``skip_first`` leaves out the first parameter (a method's ``self``).
+    """
     from pydantic import ConfigDict, Field, create_model
 
     try:
@@ -356,7 +445,8 @@ def _arguments_model(
         ) from exc
     fields: dict[str, Any] = {}
     keywords: dict[str, str] = {}
-    for index, param in enumerate(signature.parameters.values()):
+    params = list(signature.parameters.values())[1 if skip_first else 0 :]
+    for index, param in enumerate(params):
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
             raise TypeError(
                 f"tool {tool_name}: parameter {param.name!r} must be a named parameter "

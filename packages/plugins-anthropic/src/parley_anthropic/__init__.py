@@ -39,7 +39,6 @@ def register_parts(register: Registrar) -> None:
         "llm",
         "anthropic",
         "parley_anthropic.llm:AnthropicLLM",
-        capabilities={"streaming": True, "tools": True},
         description="Anthropic Claude through the streaming Messages API, with tools",
         requires=("anthropic",),
     )

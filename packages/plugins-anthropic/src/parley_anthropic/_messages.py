@@ -11,7 +11,7 @@ from typing import Any
 from parley.chat import ChatContext, ChatMessage
 from parley.tools import FunctionTool
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("parley.anthropic")
 
 # Appended to an assistant message the user cut off, so the model knows the rest went unheard.
 INTERRUPTED_MARK = "…"

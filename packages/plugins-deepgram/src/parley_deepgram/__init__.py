@@ -53,14 +53,7 @@ def register_parts(register: Registrar) -> None:
         "stt",
         "deepgram",
         "parley_deepgram.stt:DeepgramSTT",
-        capabilities={
-            "streaming": True,
-            "interim_results": True,
-            "turn_detection": True,
-            "sample_rate": 16000,
-            "eager_turn_detection": True,
-            "api_key": "DEEPGRAM_API_KEY",
-        },
+        capabilities={"eager_turn_detection": True, "api_key": "DEEPGRAM_API_KEY"},
         description="Deepgram live transcription (Nova over /v1/listen, Flux over /v2/listen)",
         requires=("websockets",),
     )
@@ -68,7 +61,7 @@ def register_parts(register: Registrar) -> None:
         "tts",
         "deepgram",
         "parley_deepgram.tts:DeepgramTTS",
-        capabilities={"streaming": True, "sample_rate": 24000, "api_key": "DEEPGRAM_API_KEY"},
+        capabilities={"api_key": "DEEPGRAM_API_KEY"},
         description="Deepgram Aura text-to-speech, streamed linear16 over HTTP",
         requires=("httpx",),
     )

@@ -71,6 +71,9 @@ class DeepgramSTT(STT):
     decisions to the engine's VAD and turn detector.
     """
 
+    # The defaults (Nova, interim results, turn events); an instance adjusts to its options.
+    capabilities = STTCapabilities(interim_results=True, turn_detection=True, sample_rate=16000)
+
     def __init__(
         self,
         model: str | None = None,

@@ -34,6 +34,8 @@ class DeepgramTTS(TTS):
     connection that breaks once the audio streams raises `parley.ProviderDisconnected`.
     """
 
+    capabilities = TTSCapabilities(streaming=True, sample_rate=24000)  # per instance: sample_rate
+
     def __init__(
         self,
         model: str = "aura-2-thalia-en",

@@ -39,12 +39,7 @@ def register_parts(register: Registrar) -> None:
         "tts",
         "elevenlabs",
         "parley_elevenlabs.tts:ElevenLabsTTS",
-        capabilities={
-            "streaming": True,
-            "sample_rate": 24000,
-            "transports": ["websocket", "http"],
-            "api_key": "ELEVENLABS_API_KEY",
-        },
+        capabilities={"transports": ["websocket", "http"], "api_key": "ELEVENLABS_API_KEY"},
         description="ElevenLabs text-to-speech over the stream-input WebSocket, HTTP fallback",
         requires=("websockets", "httpx"),
     )

@@ -75,6 +75,8 @@ class ElevenLabsTTS(TTS):
     waits for a handshake.
     """
 
+    capabilities = TTSCapabilities(streaming=True, sample_rate=24000)  # per instance: sample_rate
+
     def __init__(
         self,
         voice: str = DEFAULT_VOICE,

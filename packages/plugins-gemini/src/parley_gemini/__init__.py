@@ -56,12 +56,7 @@ def register_parts(register: Registrar) -> None:
         "llm",
         "gemini",
         "parley_gemini.llm:GeminiLLM",
-        capabilities={
-            "streaming": True,
-            "tools": True,
-            "vision": True,
-            "api_key": "GEMINI_API_KEY",
-        },
+        capabilities={"api_key": "GEMINI_API_KEY"},
         description="Google Gemini (streamGenerateContent with function calling)",
         requires=("httpx", "PIL"),
     )
@@ -69,14 +64,7 @@ def register_parts(register: Registrar) -> None:
         "realtime",
         "gemini",
         "parley_gemini.live:GeminiLive",
-        capabilities={
-            "input_sample_rate": 16000,
-            "output_sample_rate": 24000,
-            "video": True,
-            "server_vad": True,
-            "tools": True,
-            "api_key": "GEMINI_API_KEY",
-        },
+        capabilities={"api_key": "GEMINI_API_KEY"},
         description="Gemini Live (BidiGenerateContent WebSocket): audio and video in, audio out",
         requires=("websockets", "PIL"),
     )

@@ -53,6 +53,10 @@ class GeminiLive(Realtime):
     points at another server, e.g. a test fake.
     """
 
+    capabilities = RealtimeCapabilities(
+        input_sample_rate=16000, output_sample_rate=24000, video=True, server_vad=True, tools=True
+    )
+
     def __init__(
         self,
         model: str = DEFAULT_MODEL,

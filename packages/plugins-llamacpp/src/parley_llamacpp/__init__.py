@@ -34,7 +34,7 @@ def register_parts(register: Registrar) -> None:
         "llm",
         "llamacpp",
         "parley_llamacpp.llm:LlamaCppLLM",
-        capabilities={"streaming": True, "tools": True, "vision": False, "offline": True},
+        capabilities={"offline": True},
         description="llama.cpp with any GGUF; SmolLM2-135M-Instruct by default (offline)",
         requires=("llama_cpp",),
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +33,11 @@ from parley_llamacpp.protocol import could_be_tool_call, json_object_complete
 
 Messages = list[dict[str, str]]
 RESULT_MARK = "\ue000"  # stands for a tool result not known yet (a private-use character)
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s*$")
+PREFILL_CHUNK = 128
+"""Prompt tokens `Engine.prefill` evaluates at a time (a fraction of a second each)."""
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("parley.llamacpp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +144,9 @@ class Engine:
             tuple[np.ndarray[Any, np.dtype[np.intp]], np.ndarray[Any, np.dtype[np.intp]]] | None
         ) = None
         self.last_stats: Stats | None = None
+        # Set by `close` from another thread: a prompt evaluation under way stops at its
+        # next chunk instead of holding the close (and the process's exit) for seconds.
+        self._closing = False
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -167,6 +174,7 @@ class Engine:
         return llama
 
     def close(self) -> None:
+        self._closing = True
         self._executor.shutdown(wait=True, cancel_futures=True)
         if self._llama is not None:
             self._llama.close()
@@ -190,11 +198,17 @@ class Engine:
         if request.checks_calls:
             self._special_ids(llama)  # ~0.4 s over the vocabulary, paid here, not mid-turn
         prompt = self._fit_prompt(llama, request)
-        stream = llama.generate(prompt, temp=0.0)
-        try:
-            next(stream, None)  # evaluates the whole prompt, then samples one token
-        finally:
-            stream.close()
+        # In chunks, each evaluated after the cached prefix (generate() keeps it): a close
+        # waits for one chunk, not for the whole few-shot block.
+        cached = _cached_prefix(llama, prompt)
+        for end in [*range(cached + PREFILL_CHUNK, len(prompt), PREFILL_CHUNK), len(prompt)]:
+            if self._closing:
+                break
+            stream = llama.generate(prompt[:end], temp=0.0)
+            try:
+                next(stream, None)  # evaluates the tokens up to ``end``, then samples one
+            finally:
+                stream.close()
         return len(prompt)
 
     def _generate(self, request: Request, channel: Channel[Event]) -> None:
@@ -448,11 +462,23 @@ class _Run:
             self.cancelled = True
 
     def stream_text(self) -> None:
+        """Send the output as it comes, until its end or a sentence said before: greedy
+        decoding on a small model can loop ("He was brave. He was brave. ..."), and what
+        follows a repeat is more of it."""
+        said: set[str] = set()
+        sentence = ""
         while not self.cancelled:
             piece = self.next_piece()
             if piece is None:
                 return
             self.send(piece)
+            sentence += piece
+            if _SENTENCE_END.search(sentence):
+                key = " ".join(sentence.lower().split())
+                if key in said:
+                    return
+                said.add(key)
+                sentence = ""
 
     def close(self) -> None:
         if self._stream is not None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from parley_openai.llm import OpenAILLM
     from parley_openai.realtime import OpenAIRealtime, OpenAIRealtimeSession
+    from parley_openai.realtime_config import OpenAIRealtimeConfig
     from parley_openai.stt import OpenAISTT
     from parley_openai.tts import OpenAITTS
 
@@ -39,6 +40,7 @@ __getattr__, __dir__ = lazy_exports(
         "Realtime": "parley_openai.realtime:OpenAIRealtime",
         "OpenAIRealtime": "parley_openai.realtime:OpenAIRealtime",
         "OpenAIRealtimeSession": "parley_openai.realtime:OpenAIRealtimeSession",
+        "OpenAIRealtimeConfig": "parley_openai.realtime_config:OpenAIRealtimeConfig",
         "MissingAPIKey": "parley.providers:MissingAPIKey",
     },
 )
@@ -51,6 +53,7 @@ __all__ = [
     "MissingAPIKey",
     "OpenAILLM",
     "OpenAIRealtime",
+    "OpenAIRealtimeConfig",
     "OpenAIRealtimeSession",
     "OpenAISTT",
     "OpenAITTS",
@@ -65,7 +68,7 @@ def register_parts(register: Registrar) -> None:
         "llm",
         "openai",
         "parley_openai.llm:OpenAILLM",
-        capabilities={"streaming": True, "tools": True, "compatible_servers": True},
+        capabilities={"compatible_servers": True},
         description="OpenAI chat completions, streamed with tools; base_url= for any "
         "OpenAI-compatible server (Ollama, vLLM, llama.cpp, Groq, OpenRouter)",
         requires=("openai",),
@@ -74,7 +77,6 @@ def register_parts(register: Registrar) -> None:
         "stt",
         "openai",
         "parley_openai.stt:OpenAISTT",
-        capabilities={"streaming": False, "batch": True, "sample_rate": 16000},
         description="OpenAI transcription endpoint, one utterance at a time (core cuts them "
         "with a VAD)",
         requires=("openai",),
@@ -83,7 +85,6 @@ def register_parts(register: Registrar) -> None:
         "tts",
         "openai",
         "parley_openai.tts:OpenAITTS",
-        capabilities={"streaming": True, "sample_rate": 24000},
         description="OpenAI speech endpoint, 24 kHz PCM streamed as it arrives",
         requires=("openai",),
     )
@@ -91,7 +92,6 @@ def register_parts(register: Registrar) -> None:
         "realtime",
         "openai",
         "parley_openai.realtime:OpenAIRealtime",
-        capabilities={"server_vad": True, "tools": True, "sample_rate": 24000},
         description="OpenAI Realtime API over WebSocket: audio in and out, server VAD or "
         "Parley's, tools, interruption with truncation",
         requires=("websockets",),

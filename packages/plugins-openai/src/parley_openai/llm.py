@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
     from openai.types.completion_usage import CompletionUsage
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("parley.openai")
 
 DEFAULT_MODEL = "gpt-5.4-mini"
 

@@ -34,16 +34,19 @@ from parley.vad import VAD
 
 from parley_openai._client import resolve_api_key, resolve_base_url
 from parley_openai._messages import realtime_items, realtime_tools
+from parley_openai.realtime_config import (
+    DEFAULT_TRANSCRIPTION_MODEL,
+    DEFAULT_VOICE,
+    OpenAIRealtimeConfig,
+)
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
     from websockets.exceptions import ConnectionClosed
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("parley.openai")
 
 DEFAULT_MODEL = "gpt-realtime-2.1"
-DEFAULT_VOICE = "marin"
-DEFAULT_TRANSCRIPTION_MODEL = "gpt-transcribe"
 SAMPLE_RATE = 24000  # audio/pcm in the Realtime API is always 24 kHz mono PCM16
 _MAX_RETRY_DELAY = 30.0
 # Close codes that end a session on purpose (bad request, bad data, policy): not a disconnect.
@@ -106,8 +109,14 @@ class OpenAIRealtime(Realtime):
     transcribes the user (``None`` turns it off). Timeouts: ``connect_timeout`` for the
     handshake (retried ``connect_retries`` times with backoff, honouring ``Retry-After``),
     ``setup_timeout`` for the session to be confirmed, ``idle_timeout`` for silence from the
-    server while a response is under way.
+    server while a response is under way. ``config`` (an `OpenAIRealtimeConfig`, as in
+    VideoSDK programs) sets the voice, turn detection, transcription and tool choice.
     """
+
+    # The defaults; an instance without server turn detection sets server_vad=False.
+    capabilities = RealtimeCapabilities(
+        input_sample_rate=SAMPLE_RATE, output_sample_rate=SAMPLE_RATE, server_vad=True, tools=True
+    )
 
     def __init__(
         self,
@@ -125,7 +134,13 @@ class OpenAIRealtime(Realtime):
         idle_timeout: float = 20.0,
         connect_retries: int = 2,
         retry_backoff: float = 0.5,
+        config: OpenAIRealtimeConfig | None = None,
     ) -> None:
+        if config is not None:  # VideoSDK's settings object: it sets these four
+            voice = config.voice
+            turn_detection = config.turn_detection
+            input_transcription = config.transcription_model
+            session_options = {**config.session_options(), **(session_options or {})}
         if turn_detection is not None and vad is not None:
             raise ValueError(
                 "vad= is Parley's own turn detection and needs turn_detection=None; "

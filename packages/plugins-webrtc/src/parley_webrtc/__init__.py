@@ -41,14 +41,7 @@ def register_parts(register: Any) -> None:
         "edge",
         "webrtc",
         "parley_webrtc.edge:WebRTCEdge",
-        capabilities={
-            "audio_in": True,
-            "audio_out": True,
-            "video_in": True,
-            "data": True,
-            "local": True,
-            "routes": "/webrtc",
-        },
+        capabilities={"local": True, "routes": "/webrtc"},
         description="The agent process is the WebRTC peer (aiortc); browsers join directly.",
         requires=("aiortc", "fastapi"),
     )
@@ -64,7 +57,7 @@ def register_routes(app: Any, context: Any) -> None:
     node hosting a call, for redirects between nodes), ``permissions`` (the server's permission
     callbacks: who may join and list calls) and ``add_demo_page``.
     """
-    from parley_webrtc.routes import create_router
+    from parley_webrtc.routes import create_router, favicon_response
 
     launcher = getattr(context, "launcher", None)
     app.include_router(
@@ -75,6 +68,18 @@ def register_routes(app: Any, context: Any) -> None:
             permissions=getattr(context, "permissions", None),
         )
     )
+    if not any(getattr(route, "path", None) == "/favicon.ico" for route in app.routes):
+        # Browsers ask the server root for it whatever the page says: answer, not 404.
+        # A public asset: marked as checking itself, so the server's guard lets anyone fetch it.
+        from fastapi import Depends
+
+        marker = getattr(getattr(context, "permissions", None), "checks_itself", None)
+        app.add_api_route(
+            "/favicon.ico",
+            favicon_response,
+            include_in_schema=False,
+            dependencies=[Depends(marker)] if marker is not None else None,
+        )
     add_demo_page = getattr(context, "add_demo_page", None)
     if add_demo_page is not None:
         # The Runner's `run` opens this page for the session's call.

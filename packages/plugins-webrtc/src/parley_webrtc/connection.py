@@ -36,6 +36,10 @@ from parley_webrtc.video_file import VideoFilePlayer
 
 logger = logging.getLogger("parley.webrtc")
 
+# An int16 peak above this (about -30 dBFS) makes a frame count as someone speaking: the
+# engine's transcripts do not say whose they are, so the page is told who spoke last.
+SPEAKING_PEAK = 1000
+
 
 class CallFull(RuntimeError):
     """The call already has as many browser participants as it allows."""
@@ -79,6 +83,7 @@ class WebRTCConnection(Connection):
         )
         self.video_player: VideoFilePlayer | None = None
         self._peers: dict[str, Peer] = {}
+        self._speaker: Participant | None = None  # the participant heard speaking last
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = asyncio.Event()
         self._leaving = False
@@ -116,9 +121,29 @@ class WebRTCConnection(Connection):
         """Send a JSON message over the data channel (queued until the channel opens)."""
         if to is not None and to not in self._peers:
             raise KeyError(f"no participant {to!r} on call {self.call.call_id!r}")
-        text = json.dumps(message, separators=(",", ":"))
+        text = json.dumps(self.annotate(message), separators=(",", ":"))
         for peer in [self._peers[to]] if to is not None else list(self._peers.values()):
             peer.send(text)
+
+    def annotate(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Add what only this edge knows to the engine's transcripts, for the demo page.
+
+        A user's transcript gets the speaker (``participant_id``, ``name``: whoever was heard
+        last). An agent's gets ``playout_ms``, how much of its audio is still queued to play
+        (its words end that much later), and a final one ``interrupted`` when barge-in cut
+        the audio off.
+        """
+        if message.get("type") != "transcript":
+            return message
+        if message.get("role") == "user":
+            speaker = self._speaker
+            if speaker is None or "participant_id" in message:
+                return message
+            return {**message, "participant_id": speaker.id, "name": speaker.user.name}
+        extra: dict[str, Any] = {"playout_ms": round(self._output.buffered * 1000)}
+        if message.get("final") is not False:
+            extra["interrupted"] = self._output.cut_off
+        return {**message, **extra}
 
     async def leave(self) -> None:
         if self._leaving:
@@ -208,6 +233,10 @@ class WebRTCConnection(Connection):
             self._spawn(self.remove_participant(peer.id, reason))
 
     def audio_received(self, participant: Participant, frame: AudioFrame) -> None:
+        if participant is not self._speaker:
+            data = frame.data  # two reductions, no copy: cheap enough for every frame
+            if data.max() > SPEAKING_PEAK or data.min() < -SPEAKING_PEAK:
+                self._speaker = participant
         queue = self._audio
         if queue.full():  # nobody reads fast enough: keep the newest audio
             queue.get_nowait()

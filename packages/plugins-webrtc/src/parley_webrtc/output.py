@@ -75,6 +75,9 @@ class CallAudioOutput(AudioOutput):
         self._wakeup: asyncio.Future[None] | None = None
         self._closed = False
         self.frames_played = 0  # speech frames that left the buffer, to peers or to nobody
+        # True from a flush that cut audio off (barge-in) until the next write: the speech
+        # being ended then was interrupted (a false interruption resumes, and writes again).
+        self.cut_off = False
 
     # --- AudioOutput --------------------------------------------------------------------------
 
@@ -82,6 +85,7 @@ class CallAudioOutput(AudioOutput):
         if self._closed:
             logger.debug("dropping %r: the agent left the call", frame)
             return
+        self.cut_off = False
         pending = self._pending
         pending += self._pcm(frame)
         whole = len(pending) - len(pending) % FRAME_BYTES
@@ -102,6 +106,8 @@ class CallAudioOutput(AudioOutput):
         self._resampler = None
         self._current = self._silence
         self._wake()
+        if dropped > 0:
+            self.cut_off = True
         return dropped
 
     async def wait_for_playout(self) -> None:

@@ -66,6 +66,7 @@ ENDED_STATES = frozenset({"closing", "closed", "failed"})
 STATIC_FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 
 
@@ -246,6 +247,10 @@ def create_router(
         if name not in STATIC_FILES:
             raise HTTPException(404, f"no static file {name!r}")
         return Response(_static_text(name), media_type=STATIC_FILES[name])
+
+    @router.get("/favicon.ico", include_in_schema=False, dependencies=checks_itself)
+    async def favicon() -> Response:
+        return favicon_response()
 
     @router.get("/calls", summary="Calls hosted by this process", dependencies=checks_itself)
     async def list_calls(request: Request) -> dict[str, Any]:
@@ -433,6 +438,15 @@ def _validate(model: type[M], data: Any) -> M:
             for error in exc.errors()
         )
         raise HTTPException(400, f"invalid request body: {problems}") from exc
+
+
+def favicon_response() -> Response:
+    """The page's icon (an SVG, which browsers take at ``/favicon.ico`` too)."""
+    return Response(
+        _static_text("favicon.svg"),
+        media_type=STATIC_FILES["favicon.svg"],
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 def _static_text(name: str) -> str:

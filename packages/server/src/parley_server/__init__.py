@@ -47,3 +47,11 @@ def register_commands(cli: click.Group) -> None:
 
     for command in target_commands():
         cli.add_command(command)
+
+
+@hookimpl
+def serve_room(room: Any) -> Any:
+    """Host a `WorkerJob` room's page and signaling (see `parley_server.room`)."""
+    from parley_server.room import RoomServer
+
+    return RoomServer.for_room(room)

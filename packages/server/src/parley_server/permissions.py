@@ -11,9 +11,10 @@ import inspect
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, WebSocket
 from fastapi.dependencies.utils import get_dependant, solve_dependencies
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from parley_server.errors import ApiError
 
@@ -68,7 +69,7 @@ class Permissions:
         """A marker a plugin route lists when it checks rights in its handler (with `allows`)
         or serves nothing private (static files): the default guard then leaves it alone."""
 
-    async def allows(self, request: Request, right: str, call_id: str) -> bool:
+    async def allows(self, request: HTTPConnection, right: str, call_id: str) -> bool:
         """Whether the callback for ``right`` (``"list_sessions"``…) allows this request on
         ``call_id``: False when it raises an HTTP error or returns False."""
         try:
@@ -77,9 +78,10 @@ class Permissions:
             return False
         return True
 
-    async def require(self, request: Request, right: str, call_id: str) -> None:
+    async def require(self, request: HTTPConnection, right: str, call_id: str) -> None:
         """Raise the callback's own HTTP error (401 with its headers, …), or 403 when it
-        returns False or cannot read what it needs from the request."""
+        returns False or cannot read what it needs from the request. For a WebSocket, the
+        callback sees the handshake (declare ``HTTPConnection``, not ``Request``, to read it)."""
         permission = self._callbacks["start_session" if right == "join_call" else right]
         dependant = get_dependant(path="/calls/{call_id}", call=permission)
         async with AsyncExitStack() as stack:
@@ -90,7 +92,11 @@ class Permissions:
                 "fastapi_inner_astack": stack,
                 "fastapi_function_astack": stack,
             }
-            probe = Request(scope, request.receive)
+            probe: Request | WebSocket
+            if scope["type"] == "websocket":
+                probe = WebSocket(scope, _no_messages, _no_messages)
+            else:
+                probe = Request(scope, getattr(request, "receive", _no_messages))
             solved = await solve_dependencies(
                 request=probe,
                 dependant=dependant,
@@ -105,6 +111,10 @@ class Permissions:
                 result = await run_in_threadpool(permission, **solved.values)
         if result is False:
             raise ApiError(403, "forbidden", f"not allowed to {_RIGHTS[right]}")
+
+
+async def _no_messages(*_: Any) -> Any:
+    raise RuntimeError("a permission callback cannot read or send WebSocket messages")
 
 
 _RIGHTS = {

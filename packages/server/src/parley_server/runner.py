@@ -38,10 +38,18 @@ from parley.launcher import AgentLauncher, LauncherError, validate_call_id
 from parley.plugins import call_hook
 
 from parley_server import targets
-from parley_server.console import base_url, configure_logging, is_loopback, show_splash
+from parley_server.console import (
+    ConversationPrinter,
+    base_url,
+    configure_logging,
+    console_log_levels,
+    idle_notice,
+    is_loopback,
+    show_splash,
+)
 from parley_server.context import RouteContext, on_demand_starter
 from parley_server.http_protocol import HeaderTimeoutH11Protocol
-from parley_server.metrics import ServerMetrics
+from parley_server.metrics import ServerMetrics, multiprocess_dir
 from parley_server.options import ServeOptions
 from parley_server.plugin_guard import guarding_plugin_routes
 
@@ -111,6 +119,7 @@ class Runner:
         self._previous_handlers: dict[int, _SignalHandler] = {}
         self._signals_seen = 0
         self._drain_task: asyncio.Task[None] | None = None
+        self._console_start: asyncio.Task[Any] | None = None  # `run`'s session, while it starts
         self._tasks: set[asyncio.Task[Any]] = set()
         self.target: Target | None = targets.caller_target(_calling_module())
         targets.record(self)
@@ -130,9 +139,11 @@ class Runner:
         if self._started:
             return
         self._started = True
+        # Before the launcher's warm-up (seconds of model loading): a signal during it is
+        # ours to handle, not uvicorn's (which would wait for the start and then give up).
+        self._install_signal_handlers()
         await self.launcher.start()
         self.metrics.start()
-        self._install_signal_handlers()
 
     async def shutdown(self) -> None:
         if not self._started:
@@ -182,6 +193,8 @@ class Runner:
 
     def _on_signal(self, sig: int) -> None:
         name = signal.Signals(sig).name
+        if self._console_start is not None:
+            self._console_start.cancel()  # `run`: no point finishing a start to close it
         if self._drain_task is None:
             logger.info(
                 "%s: draining; no new sessions (/ready answers 503); %d session(s) running",
@@ -259,11 +272,25 @@ class Runner:
         host: str = "127.0.0.1",
         port: int = 8000,
         no_splash: bool = False,
+        http_log_level: str | None = None,
+        log_level_libs: str | None = None,
+        log_format: str | None = None,
+        idle_timeout: float | None = None,
     ) -> None:
         """Console mode: serve, start one session on ``call_id`` (generated when None),
-        print the URL to open (and open it unless ``no_demo``), return when it ends."""
+        print the URL to open (and open it unless ``no_demo``) and the conversation, return
+        when the session ends or on Ctrl-C. The server's root redirects to the page.
+
+        ``idle_timeout`` (seconds; 0: never) overrides the launcher's ``agent_idle_timeout``:
+        how long the agent stays on a call no one else is on, which ends ``run``. The HTTP
+        server's and other libraries' logs stay at WARNING unless ``log_level`` is DEBUG or
+        ``http_log_level``/``log_level_libs`` say otherwise; see `configure_logging`."""
         if targets.capturing_active():
             return
+        if idle_timeout is not None:
+            if idle_timeout < 0:
+                raise ValueError(f"idle_timeout must be >= 0 (0: off), got {idle_timeout}")
+            self.launcher.agent_idle_timeout = idle_timeout or None
         call_id = (
             validate_call_id(call_id) if call_id is not None else f"call-{uuid.uuid4().hex[:8]}"
         )
@@ -273,11 +300,21 @@ class Runner:
             if not path.is_file():
                 raise FileNotFoundError(f"video track override: no such file: {path}")
             params["video_track_override"] = str(path.resolve())
-        configure_logging(log_level, log_level)
-        show_splash("console mode", enabled=not no_splash)
-        code = asyncio.run(
-            self._console(call_type, call_id, params, host, port, no_demo), debug=debug
+        http_log_level, log_level_libs = console_log_levels(
+            log_level, http_log_level, log_level_libs
         )
+        configure_logging(
+            log_level, http_log_level, log_level_libs=log_level_libs, log_format=log_format
+        )
+        show_splash("console mode", enabled=not no_splash)
+        try:
+            code = asyncio.run(
+                self._console(call_type, call_id, params, host, port, no_demo), debug=debug
+            )
+        except KeyboardInterrupt:
+            # Ctrl-C before the server took the signal over (or after it let it go): a
+            # plain exit, as a shell expects of an interrupted command.
+            code = 130
         if code:
             raise SystemExit(code)
 
@@ -303,29 +340,49 @@ class Runner:
             await asyncio.sleep(0.02)
         if serving.done():
             await serving
+            if self._signals_seen:
+                return 0  # Ctrl-C during the warm-up
             print("the server did not start; see the log above", file=sys.stderr)
             return 1
         base = base_url(host, _bound_port(server, port))
+        starting = asyncio.create_task(
+            self.launcher.start_session(call_id, call_type, **params), name="parley-console-start"
+        )
+        self._console_start = starting
         try:
-            session = await self.launcher.start_session(call_id, call_type, **params)
+            await asyncio.wait({starting, serving}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._console_start = None
+        if not starting.done() or starting.cancelled():
+            starting.cancel()  # stopped (Ctrl-C) while the agent was starting
+            await asyncio.gather(starting, return_exceptions=True)
+            server.should_exit = True
+            await serving
+            return 0
+        try:
+            session = starting.result()
         except LauncherError as exc:
             print(f"could not start the agent: {exc}", file=sys.stderr)
             server.should_exit = True
             await serving
             return 1
         page = self.demo_url(base, call_id, session)
-        print(f"Agent session {session.id} is on call {call_id}.", flush=True)
+        printer = ConversationPrinter(idle_timeout=self.launcher.agent_idle_timeout)
         if page is not None:
+            # One URL to open: the server's root leads there too.
+            _redirect_root(self.fast_api, page.removeprefix(base) or "/")
             print(f"Open {page} to talk to the agent.", flush=True)
             if not no_demo:
                 await asyncio.to_thread(webbrowser.open, page)
         else:
             print(
-                f"Session: {base}/calls/{call_id}/sessions/{session.id} (no plugin serves a demo "
-                "page; install parley-webrtc for one in the browser)",
+                f"Agent session {session.id} is on call {call_id}: "
+                f"{base}/calls/{call_id}/sessions/{session.id} (no plugin serves a demo page; "
+                "install parley-webrtc for one in the browser)",
                 flush=True,
             )
-        print("Press Ctrl-C to stop.", flush=True)
+        print(idle_notice(self.launcher.agent_idle_timeout), flush=True)
+        printer.attach(session)
         ended = asyncio.create_task(session.wait(), name="parley-console-session")
         await asyncio.wait({serving, ended}, return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True
@@ -345,6 +402,8 @@ class Runner:
         workers: int = 1,
         no_splash: bool = False,
         target: Target | None = None,
+        log_level_libs: str = "WARNING",
+        log_format: str | None = None,
     ) -> None:
         """Serve the HTTP session API with uvicorn until SIGTERM/SIGINT (then drain).
 
@@ -363,7 +422,10 @@ class Runner:
                 "a file (python agent.py serve) or a module (python -m pkg.agent serve), or use "
                 "`parley serve path/to/agent.py --workers N`"
             )
-        configure_logging(agents_log_level, http_log_level)
+        configure_logging(
+            agents_log_level, http_log_level, log_level_libs=log_level_libs, log_format=log_format
+        )
+        logging_options = {"log_level_libs": log_level_libs, "log_format": log_format}
         show_splash(f"serving {base_url(host, port)}", enabled=not no_splash)
         if not is_loopback(host) and self.serve_options.open_access:
             logger.warning(
@@ -375,7 +437,9 @@ class Runner:
             os.environ["PYTHONASYNCIODEBUG"] = "1"
         if workers > 1:
             assert where is not None
-            self._serve_workers(host, port, agents_log_level, http_log_level, workers, where)
+            self._serve_workers(
+                host, port, agents_log_level, http_log_level, workers, where, logging_options
+            )
             return
         import uvicorn
 
@@ -402,6 +466,7 @@ class Runner:
         http_log_level: str,
         workers: int,
         where: Target,
+        logging_options: dict[str, Any],
     ) -> None:
         import uvicorn
         from parley.stores.memory import MemoryStore
@@ -414,25 +479,44 @@ class Runner:
                 workers,
             )
         os.environ[WORKER_ENV] = json.dumps(
-            {"target": asdict(where), "log_level": log_level, "http_log_level": http_log_level}
+            {
+                "target": asdict(where),
+                "log_level": log_level,
+                "http_log_level": http_log_level,
+                **logging_options,
+            }
         )
-        uvicorn.run(
-            "parley_server.workers:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=None,
-            log_level=http_log_level.lower(),
-            lifespan="on",
-            **_UVICORN_BOUNDS,
-        )
+        # One set of Prometheus files for all workers: /metrics on any of them sums them all.
+        with multiprocess_dir():
+            uvicorn.run(
+                "parley_server.workers:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_config=None,
+                log_level=http_log_level.lower(),
+                lifespan="on",
+                **_UVICORN_BOUNDS,
+            )
 
     def worker_app(self) -> FastAPI:
         """The app a uvicorn worker process serves: this Runner owns the process, so a signal
         drains its sessions and is then handed on to uvicorn's handler."""
         self._process = _ProcessMode(drain_timeout=None, exit_server=None)
         return self.fast_api
+
+
+def _redirect_root(app: FastAPI, location: str) -> None:
+    """``GET /`` answers a redirect to ``location``, unless the app already serves ``/``."""
+    if any(getattr(route, "path", None) == "/" for route in app.routes):
+        return
+    from fastapi.responses import RedirectResponse
+
+    async def root() -> RedirectResponse:
+        return RedirectResponse(location, status_code=307)
+
+    app.add_api_route("/", root, methods=["GET"], include_in_schema=False)
 
 
 def _calling_module() -> str:

@@ -24,5 +24,10 @@ def create_app() -> Any:
             f"{WORKER_ENV} is not set: this factory is started by Runner.serve(workers=N)"
         )
     settings = json.loads(raw)
-    configure_logging(settings.get("log_level", "INFO"), settings.get("http_log_level", "INFO"))
+    configure_logging(
+        settings.get("log_level", "INFO"),
+        settings.get("http_log_level", "INFO"),
+        log_level_libs=settings.get("log_level_libs", "WARNING"),
+        log_format=settings.get("log_format"),
+    )
     return load_runner(Target.from_dict(settings["target"])).worker_app()

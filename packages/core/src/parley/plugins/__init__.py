@@ -12,24 +12,29 @@ part is built::
 
     @hookimpl
     def register_parts(register):
-        register("tts", "hello", "parley_hello.tts:HelloTTS", capabilities={"streaming": True})
+        register("tts", "hello", "parley_hello.tts:HelloTTS", capabilities={"offline": True})
 
 The engine builds parts from spec strings with `resolve` (``resolve("llm", "openai/gpt-4o")``)
-and tells plugins about sessions with `call_hook`. ``from parley.plugins import openai``
-returns the module behind the entry point named ``openai``.
+and tells plugins about sessions with `call_hook`. ``parley.plugins.openai`` is the module
+behind the entry point named ``openai``, imported when first named (`parley.plugins.aliases`)::
+
+    from parley.plugins import openai
+    from parley.plugins.openai import OpenAIRealtime
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from typing import Any
 
+from parley.plugins.aliases import install_aliases
 from parley.plugins.errors import (
+    PartConflictError,
     PartImportError,
     PartOptionsError,
     PluginError,
     PluginImportError,
+    PreferenceError,
     RegistrationError,
     UnknownPartError,
 )
@@ -55,12 +60,14 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "KINDS",
     "ParleyPluginManager",
+    "PartConflictError",
     "PartImportError",
     "PartInfo",
     "PartOptionsError",
     "PluginError",
     "PluginImportError",
     "PluginInfo",
+    "PreferenceError",
     "PresetInfo",
     "Registrar",
     "RegistrationError",
@@ -80,13 +87,15 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """``from parley.plugins import NAME``: the plugin behind entry point NAME.
+install_aliases(load_plugin)
 
-    Submodules of this package (``spec``, ``registry``, ...) take precedence over plugins.
+
+def __getattr__(name: str) -> Any:
+    """``parley.plugins.NAME``: the submodule NAME, else the plugin behind entry point NAME.
+
+    Submodules of this package (``spec``, ``registry``, ...) take precedence over plugins. A
+    plugin that is not installed raises `PluginImportError` naming the package to install.
     """
-    if name.startswith("_"):
+    if name.startswith("_") or "." in name:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        return importlib.import_module(f"{__name__}.{name}")
-    return load_plugin(name)
+    return importlib.import_module(f"{__name__}.{name}")

@@ -2,6 +2,27 @@
 
 from __future__ import annotations
 
+# The plugins this project publishes, by plugin name (their distribution is ``parley-NAME``).
+# Only these names ever get a ``pip install`` hint for a part or plugin that is not installed:
+# a hint built from whatever the user typed (``parley-echoo``) would invite typosquatting.
+PUBLISHED: frozenset[str] = frozenset(
+    {
+        "anthropic",
+        "deepgram",
+        "elevenlabs",
+        "gemini",
+        "llamacpp",
+        "openai",
+        "piper",
+        "redis",
+        "server",
+        "silero",
+        "twilio",
+        "webrtc",
+        "whisper",
+    }
+)
+
 
 class PluginError(Exception):
     """Base class for plugin-system errors."""
@@ -15,6 +36,16 @@ class UnknownPartError(PluginError, LookupError):
     """No installed plugin provides the requested part (or a preset chain loops)."""
 
 
+class PartConflictError(PluginError, LookupError):
+    """Two installed plugins claim the same part name and the user has not chosen one (or
+    chose one that does not provide it). Not an `UnknownPartError`: a caller that falls back
+    when a part is missing must not fall back past a name clash."""
+
+
+class PreferenceError(PluginError, ValueError):
+    """``PARLEY_PLUGINS_PREFER`` is malformed."""
+
+
 class PartImportError(PluginError, ImportError):
     """A part's import target could not be imported, usually because a dependency is missing."""
 
@@ -23,15 +54,24 @@ class PluginImportError(PluginError, ImportError):
     """``from parley.plugins import NAME`` failed: NAME is not installed or cannot be used."""
 
 
+class PartOptionsError(PluginError, TypeError):
+    """A spec's options (or the caller's overrides) do not fit the part's factory."""
+
+
 def package_for(name: str) -> str:
-    """The distribution that conventionally provides the plugin ``name`` (``parley-NAME``)."""
+    """The distribution conventionally behind the *installed* plugin ``name`` (``parley-NAME``),
+    for when its real distribution is unknown (a plugin registered in-process). Never use it
+    for a name the user typed: see `install_hint`."""
     return f"parley-{name.replace('_', '-').lower()}"
 
 
-def install_hint(name: str) -> str:
-    """The pip command that installs the plugin conventionally named ``name``."""
-    return f"pip install {package_for(name)}"
+def published_package(name: str) -> str | None:
+    """The distribution this project publishes for plugin ``name``, or None."""
+    key = name.replace("_", "-").lower()
+    return f"parley-{key}" if key in PUBLISHED else None
 
 
-class PartOptionsError(PluginError, TypeError):
-    """A spec's options (or the caller's overrides) do not fit the part's factory."""
+def install_hint(name: str) -> str | None:
+    """``pip install parley-NAME`` when this project publishes a plugin ``name``, else None."""
+    package = published_package(name)
+    return f"pip install {package}" if package else None

@@ -55,3 +55,15 @@ def session_ended(session: Any) -> None:
 @hookspec
 def turn_completed(session: Any, metrics: Any) -> None:
     """A conversation turn finished; ``metrics`` holds its latency breakdown and counters."""
+
+
+@hookspec
+def serve_room(room: Any) -> Any:
+    """Offer to host the page where people join ``room`` (a `parley.JobContext` that has
+    joined its call: ``room.connection``, ``room.room_options``).
+
+    Return an object with ``async start() -> str`` (bind, then return the URL to open; raise
+    if that fails) and ``async aclose()``, or None when this plugin cannot serve the room's
+    edge. `JobContext.connect` calls it for edges whose part declares the ``routes``
+    capability; parley-server implements it.
+    """

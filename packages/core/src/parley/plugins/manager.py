@@ -8,18 +8,24 @@ hook declares. A plugin that fails any step is recorded with its error and left 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
+import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal
 
 import pluggy
 
-from parley.plugins import hookspecs
+from parley.plugins import capabilities, hookspecs, installed
+from parley.plugins.aliases import forget_aliases
 from parley.plugins.errors import (
+    PartImportError,
     PartOptionsError,
     PluginError,
     PluginImportError,
@@ -28,11 +34,18 @@ from parley.plugins.errors import (
     install_hint,
     package_for,
 )
-from parley.plugins.registry import KINDS, PartInfo, PresetInfo, Registrar, Registry, check_kind
+from parley.plugins.installed import EntryPointLike, distribution_of
+from parley.plugins.ownership import PREFER_ENV, Owner, Preferences
+from parley.plugins.registry import (
+    KINDS,
+    PartInfo,
+    PresetInfo,
+    Registrar,
+    Registry,
+    check_kind,
+    similar,
+)
 from parley.plugins.spec import Spec, is_valid_name, parse_spec
-
-if TYPE_CHECKING:
-    from importlib.metadata import EntryPoint
 
 API_VERSION = 1
 """The plugin API major version this core speaks; an entry module must set ``PARLEY_API`` to it."""
@@ -51,6 +64,8 @@ class PluginInfo:
     ``status`` is ``ok``; ``missing-deps`` (loaded, but some part's required modules are not
     installed); ``incompatible`` (wrong or missing ``PARLEY_API``; skipped); or ``broken``
     (its entry module or hooks failed; skipped). ``deps_ok`` is None when it was skipped.
+    ``conflicts`` says which of its part names another plugin claims too (those names cannot
+    be resolved until the user chooses an owner, see `parley.plugins.ownership`).
     """
 
     name: str
@@ -64,6 +79,7 @@ class PluginInfo:
     parts: tuple[PartInfo, ...] = ()
     presets: tuple[PresetInfo, ...] = ()
     warnings: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +94,7 @@ class PluginInfo:
             "parts": [part.to_dict() for part in self.parts],
             "presets": [preset.to_dict() for preset in self.presets],
             "warnings": list(self.warnings),
+            "conflicts": list(self.conflicts),
         }
 
 
@@ -103,10 +120,10 @@ class ParleyPluginManager(pluggy.PluginManager):
     plugin is ever half-loaded.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, preferences: Preferences | None = None) -> None:
         super().__init__("parley")
         self.add_hookspecs(hookspecs)
-        self.registry = Registry()
+        self.registry = Registry(preferences)
         self._records: list[_Record] = []
         self._hook_names = tuple(
             name for name in dir(hookspecs) if self.parse_hookspec_opts(hookspecs, name)
@@ -125,7 +142,6 @@ class ParleyPluginManager(pluggy.PluginManager):
             for impl in self.hook.register_parts.get_hookimpls():
                 if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
                     _call_impl(impl, {"register": registrar})
-            warnings = self.registry.add(registrar)
         except BaseException:
             super().unregister(plugin=plugin, name=plugin_name)
             raise
@@ -138,9 +154,7 @@ class ParleyPluginManager(pluggy.PluginManager):
             record = _Record(plugin_name, str(module))
             self._records.append(record)
         record.plugin = plugin
-        record.warnings.extend(warnings)
-        for warning in warnings:
-            logger.warning("Parley plugin %r: %s, which is kept", plugin_name, warning)
+        self.registry.add(registrar, Owner(plugin_name, record.distribution, record.version))
         return plugin_name
 
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
@@ -153,15 +167,10 @@ class ParleyPluginManager(pluggy.PluginManager):
             self._records = [r for r in self._records if r.name != plugin_name]
         return removed
 
-    def load_entry_point(self, entry_point: EntryPoint) -> None:
+    def load_entry_point(self, entry_point: EntryPointLike) -> None:
         """Import, check and register the plugin behind one entry point; record any failure."""
-        dist = getattr(entry_point, "dist", None)
-        record = _Record(
-            name=entry_point.name,
-            module=entry_point.value,
-            distribution=dist.metadata["Name"] if dist is not None else None,
-            version=dist.version if dist is not None else None,
-        )
+        distribution, version = distribution_of(entry_point)
+        record = _Record(entry_point.name, entry_point.value, distribution, version)
         self._records.append(record)
         taken = next((r for r in self._records if r.name == record.name and r is not record), None)
         if taken is not None:
@@ -217,11 +226,18 @@ class ParleyPluginManager(pluggy.PluginManager):
 
     # --- queries ------------------------------------------------------------------------------
 
-    def plugins(self) -> tuple[PluginInfo, ...]:
-        """Every plugin found, including skipped ones, sorted by name."""
-        return tuple(self._info(r) for r in sorted(self._records, key=lambda r: r.name))
+    def plugins(self, *, capabilities: bool = False) -> tuple[PluginInfo, ...]:
+        """Every plugin found, including skipped ones, sorted by name.
 
-    def _info(self, record: _Record) -> PluginInfo:
+        A part's listed capabilities are what it registered plus, when its module is already
+        imported, the contract capabilities its class declares; with ``capabilities=True``
+        each part whose dependencies are installed is imported to read them.
+        """
+        return tuple(
+            self._info(r, capabilities) for r in sorted(self._records, key=lambda r: r.name)
+        )
+
+    def _info(self, record: _Record, read_classes: bool = False) -> PluginInfo:
         if record.status != "ok":
             return PluginInfo(
                 name=record.name,
@@ -232,7 +248,11 @@ class ParleyPluginManager(pluggy.PluginManager):
                 error=record.error,
                 warnings=tuple(record.warnings),
             )
-        parts = self.registry.parts(plugin=record.name)
+        warnings = list(record.warnings)
+        parts = tuple(
+            _with_class_capabilities(part, record.distribution, read_classes, warnings)
+            for part in self.registry.parts(plugin=record.name)
+        )
         presets = self.registry.presets(plugin=record.name)
         missing = sorted({module for part in parts for module in part.missing})
         error = None
@@ -254,7 +274,8 @@ class ParleyPluginManager(pluggy.PluginManager):
             kinds=tuple(k for k in KINDS if k in used_kinds),
             parts=parts,
             presets=presets,
-            warnings=tuple(record.warnings),
+            warnings=tuple(warnings),
+            conflicts=self.registry.conflicts(plugin=record.name),
         )
 
     def load_plugin(self, name: str) -> object:
@@ -262,11 +283,16 @@ class ParleyPluginManager(pluggy.PluginManager):
         returns), if it passed discovery."""
         record = self._record(name)
         if record is None:
-            raise PluginImportError(
-                f"No Parley plugin named {name!r} is installed; install it with: "
-                f"{install_hint(name)}",
-                name=f"parley.plugins.{name}",
-            )
+            message = f"No Parley plugin named {name!r} is installed"
+            close = similar(name, [r.name for r in self._records])
+            hint = install_hint(name)
+            if close:
+                message += f"; did you mean {' or '.join(repr(c) for c in close)}?"
+            elif hint:
+                message += f"; install it with: {hint}"
+            else:
+                message += "; `parley plugins` lists the installed plugins"
+            raise PluginImportError(message, name=f"parley.plugins.{name}")
         if record.plugin is None:
             raise PluginImportError(
                 f"The Parley plugin {name!r} ({_origin(record)}) is installed but was skipped "
@@ -364,15 +390,23 @@ class ParleyPluginManager(pluggy.PluginManager):
         task.add_done_callback(done)
 
 
-def discover(entry_points: Iterable[EntryPoint] | None = None) -> ParleyPluginManager:
-    """Build a manager from the installed ``parley`` entry points, or from ``entry_points``."""
-    if entry_points is None:
-        from importlib.metadata import entry_points as installed
+def discover(
+    entry_points: Iterable[EntryPointLike] | None = None,
+    preferences: Preferences | None = None,
+) -> ParleyPluginManager:
+    """Build a manager from the installed ``parley`` entry points, or from ``entry_points``.
 
-        entry_points = installed(group=ENTRY_POINT_GROUP)
-    manager = ParleyPluginManager()
-    for entry_point in sorted(entry_points, key=lambda ep: ep.name):
+    ``preferences`` choose the owner of clashing part names; by default they are read from
+    ``PARLEY_PLUGINS_PREFER`` (a malformed value raises `PreferenceError`).
+    """
+    if preferences is None:
+        preferences = Preferences.parse(os.environ.get(PREFER_ENV), KINDS)
+    found = installed.entry_points(ENTRY_POINT_GROUP) if entry_points is None else entry_points
+    manager = ParleyPluginManager(preferences)
+    for entry_point in sorted(found, key=lambda ep: ep.name):
         manager.load_entry_point(entry_point)
+    for conflict in manager.registry.conflicts():
+        logger.warning("Parley plugins: %s", conflict)
     return manager
 
 
@@ -381,7 +415,8 @@ class PluginManagerCache:
 
     ``plugin_manager.reload()`` discovers again (optionally from injected entry points);
     ``plugin_manager.reset()`` forgets it; ``with plugin_manager.isolated(entry_points)``
-    swaps in a manager for a test and restores the previous one.
+    swaps in a manager for a test and restores the previous one. Whenever the manager changes,
+    the ``parley.plugins.NAME`` module aliases are dropped, so they always name its plugins.
     """
 
     def __init__(self) -> None:
@@ -399,17 +434,20 @@ class PluginManagerCache:
                 self._manager = self._discover(None)
             return self._manager
 
-    def reload(self, entry_points: Iterable[EntryPoint] | None = None) -> ParleyPluginManager:
+    def reload(self, entry_points: Iterable[EntryPointLike] | None = None) -> ParleyPluginManager:
         with self._lock:
-            self._manager = self._discover(entry_points)
-            return self._manager
+            manager = self._discover(entry_points)
+            self._swap(manager)
+            return manager
 
     def reset(self) -> None:
         with self._lock:
-            self._manager = None
+            self._swap(None)
 
     @contextmanager
-    def isolated(self, entry_points: Iterable[EntryPoint] = ()) -> Iterator[ParleyPluginManager]:
+    def isolated(
+        self, entry_points: Iterable[EntryPointLike] = ()
+    ) -> Iterator[ParleyPluginManager]:
         with self._lock:
             previous = self._manager
             manager = self.reload(entry_points)
@@ -417,7 +455,11 @@ class PluginManagerCache:
             yield manager
         finally:
             with self._lock:
-                self._manager = previous
+                self._swap(previous)
+
+    def _swap(self, manager: ParleyPluginManager | None) -> None:
+        self._manager = manager
+        forget_aliases()
 
     def _refuse_reentry(self) -> None:
         # Only the discovering thread itself can get here while discovery runs.
@@ -427,7 +469,7 @@ class PluginManagerCache:
                 "modules must not resolve parts or import other plugins at import time"
             )
 
-    def _discover(self, entry_points: Iterable[EntryPoint] | None) -> ParleyPluginManager:
+    def _discover(self, entry_points: Iterable[EntryPointLike] | None) -> ParleyPluginManager:
         self._refuse_reentry()
         self._discovering = True
         try:
@@ -450,8 +492,10 @@ def call_hook(name: str, /, **kwargs: Any) -> list[Any]:
     return plugin_manager().call_hook(name, **kwargs)
 
 
-def list_plugins() -> tuple[PluginInfo, ...]:
-    return plugin_manager().plugins()
+def list_plugins(*, capabilities: bool = False) -> tuple[PluginInfo, ...]:
+    """What `parley plugins` shows; ``capabilities=True`` imports each part to read the
+    contract capabilities its class declares."""
+    return plugin_manager().plugins(capabilities=capabilities)
 
 
 def list_parts(kind: str | None = None) -> tuple[PartInfo, ...]:
@@ -506,6 +550,25 @@ def _api_problem(record: _Record, api: object) -> str | None:
         f"it was built for plugin API {api!r} but this parley-core speaks API {API_VERSION}; "
         f"install a release of {package} made for this parley-core"
     )
+
+
+def _with_class_capabilities(
+    part: PartInfo, distribution: str | None, import_module: bool, warnings: list[str]
+) -> PartInfo:
+    """``part`` with the contract capabilities of its class put before the registered ones,
+    when its module is imported (or ``import_module`` and its dependencies are installed)."""
+    module = part.target.partition(":")[0]
+    if module not in sys.modules and not (import_module and part.deps_ok):
+        return part
+    try:
+        declared = capabilities.declared(part.kind, part.load(distribution))
+    except PartImportError as exc:
+        warnings.append(f"cannot read the capabilities of {part.kind}/{part.name}: {exc}")
+        return part
+    if declared is None:
+        return part
+    merged = MappingProxyType({**declared, **part.capabilities})
+    return dataclasses.replace(part, capabilities=merged)
 
 
 def _check_arguments(part: PartInfo, factory: Callable[..., Any], kwargs: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ its capabilities and the modules it needs. The target is imported when the part 
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import json
@@ -15,15 +16,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
+from parley.plugins.capabilities import CONTRACT_CLASSES, contract_keys
 from parley.plugins.errors import (
+    PartConflictError,
     PartImportError,
     RegistrationError,
     UnknownPartError,
     install_hint,
     package_for,
 )
+from parley.plugins.ownership import Owner, Preferences, pick
 from parley.plugins.spec import Spec, SpecError, is_valid_name, parse_spec
 
 KINDS: tuple[str, ...] = ("stt", "llm", "tts", "realtime", "vad", "turn", "edge", "store")
@@ -215,6 +219,14 @@ class Registrar:
                 f"{type(capabilities).__name__}"
             )
         caps = dict(capabilities)
+        repeated = contract_keys(kind, caps)
+        if repeated:
+            self._fail(
+                f"{kind} {name!r} repeats contract capabilities in register(capabilities=...): "
+                f"{', '.join(repeated)}. The engine reads them from the part's class "
+                f"({CONTRACT_CLASSES[kind]}): declare them there only, and keep "
+                "register(capabilities=...) for facts the contract has no field for"
+            )
         try:
             json.dumps(caps)  # listed by `parley plugins --json`
         except (TypeError, ValueError) as exc:
@@ -233,49 +245,77 @@ class Registrar:
         return tuple(requires)
 
 
+_C = TypeVar("_C", PartInfo, PresetInfo)  # a part or a preset, both claim a (kind, name)
+
+
 class Registry:
-    """Every registered part and preset, keyed by (kind, name). The first registration wins."""
+    """Every registered part and preset, by (kind, name) and by the plugin that registered it.
 
-    def __init__(self) -> None:
-        self._parts: dict[tuple[str, str], PartInfo] = {}
-        self._presets: dict[tuple[str, str], PresetInfo] = {}
+    Several plugins may claim one (kind, name), as a part or a preset; a spec resolves only
+    through its `owner`: the one plugin that claims it, or the one the user chose
+    (`parley.plugins.ownership`). Load order never decides.
+    """
 
-    def add(self, registrar: Registrar) -> list[str]:
-        """Commit a plugin's staged registrations; return warnings about names already taken."""
-        warnings: list[str] = []
+    def __init__(self, preferences: Preferences | None = None) -> None:
+        self.preferences = preferences if preferences is not None else Preferences()
+        self._parts: dict[tuple[str, str], list[PartInfo]] = {}
+        self._presets: dict[tuple[str, str], list[PresetInfo]] = {}
+        self._owners: dict[str, Owner] = {}
+
+    def add(self, registrar: Registrar, owner: Owner | None = None) -> None:
+        """Commit a plugin's staged registrations; ``owner`` says which distribution it is."""
+        self._owners[registrar.plugin] = owner if owner is not None else Owner(registrar.plugin)
         for part in registrar.parts:
-            key = (part.kind, part.name)
-            if key in self._parts:
-                owner = self._parts[key].plugin
-                warnings.append(f"{part.kind} {part.name!r} is already provided by {owner!r}")
-            else:
-                self._parts[key] = part
+            self._parts.setdefault((part.kind, part.name), []).append(part)
         for preset in registrar.presets:
-            key = (preset.kind, preset.name)
-            if key in self._presets:
-                owner = self._presets[key].plugin
-                warnings.append(f"preset {preset.kind} {preset.name!r} is already set by {owner!r}")
-            else:
-                self._presets[key] = preset
-        return warnings
+            self._presets.setdefault((preset.kind, preset.name), []).append(preset)
 
     def remove_plugin(self, plugin: str) -> None:
-        self._parts = {k: p for k, p in self._parts.items() if p.plugin != plugin}
-        self._presets = {k: p for k, p in self._presets.items() if p.plugin != plugin}
+        self._owners.pop(plugin, None)
+        self._parts = _without(self._parts, plugin)
+        self._presets = _without(self._presets, plugin)
 
     def parts(self, kind: str | None = None, plugin: str | None = None) -> tuple[PartInfo, ...]:
-        return tuple(
-            p
-            for _, p in sorted(self._parts.items())
-            if (kind is None or p.kind == kind) and (plugin is None or p.plugin == plugin)
-        )
+        """Every registered part (several per name when plugins clash), sorted by kind, name."""
+        return _select(self._parts, kind, plugin)
 
     def presets(self, kind: str | None = None, plugin: str | None = None) -> tuple[PresetInfo, ...]:
-        return tuple(
-            p
-            for _, p in sorted(self._presets.items())
-            if (kind is None or p.kind == kind) and (plugin is None or p.plugin == plugin)
-        )
+        return _select(self._presets, kind, plugin)
+
+    # --- ownership ----------------------------------------------------------------------------
+
+    def claimants(self, kind: str, name: str) -> list[Owner]:
+        """The plugins that register ``name`` for ``kind`` (part or preset), by plugin name."""
+        key = (kind, name)
+        plugins = [p.plugin for p in self._parts.get(key, ())]
+        plugins += [p.plugin for p in self._presets.get(key, ())]
+        return [self._owners.get(p) or Owner(p) for p in sorted(set(plugins))]
+
+    def owner(self, kind: str, name: str) -> str | None:
+        """The plugin a spec naming ``kind``/``name`` resolves through; None if no plugin claims
+        it; `PartConflictError` if several do and the user chose none of them."""
+        claimants = self.claimants(kind, name)
+        if not claimants:
+            return None
+        found = pick(kind, name, claimants, self.preferences)
+        if isinstance(found, str):
+            raise PartConflictError(found)
+        return found.plugin
+
+    def conflicts(self, plugin: str | None = None) -> tuple[str, ...]:
+        """Why each name that cannot be resolved because of a clash (or of a choice in
+        ``PARLEY_PLUGINS_PREFER`` that does not fit) cannot, for names ``plugin`` claims."""
+        messages: list[str] = []
+        for kind, name in sorted(self._parts.keys() | self._presets.keys()):
+            claimants = self.claimants(kind, name)
+            if plugin is not None and all(c.plugin != plugin for c in claimants):
+                continue
+            found = pick(kind, name, claimants, self.preferences)
+            if isinstance(found, str):
+                messages.append(found)
+        return tuple(messages)
+
+    # --- resolving ----------------------------------------------------------------------------
 
     def find(self, kind: str, spec: Spec) -> tuple[PartInfo, Spec]:
         """Follow presets from ``spec`` to a part; return it with the fully merged spec.
@@ -287,12 +327,13 @@ class Registry:
         current = spec
         followed: list[PresetInfo] = []
         while True:
-            preset = self._presets.get((kind, current.name))
+            owner = self.owner(kind, current.name)
+            preset = _owned(self._presets, kind, current.name, owner)
             if preset is not None and preset not in followed:
                 followed.append(preset)
                 current = current.merged_over(preset.spec)
                 continue
-            part = self._parts.get((kind, current.name))
+            part = _owned(self._parts, kind, current.name, owner)
             if part is not None:
                 return part, current
             if preset is not None:
@@ -305,14 +346,59 @@ class Registry:
             raise UnknownPartError(self._unknown_message(kind, current.name, followed))
 
     def _unknown_message(self, kind: str, name: str, followed: Iterable[PresetInfo]) -> str:
-        parts = [p.name for p in self.parts(kind)]
-        presets = [p.name for p in self.presets(kind)]
+        parts = sorted({p.name for p in self.parts(kind)})
+        presets = sorted({p.name for p in self.presets(kind)})
         via = [p.name for p in followed]
         message = f"no installed plugin provides the {kind} part {name!r}"
         if via:
             message += f" (reached through preset {' -> '.join(via)})"
-        available = ", ".join(parts) if parts else "none"
-        message += f". Available {kind} parts: {available}"
+        close = similar(name, [*parts, *presets])
+        if close:
+            message += f". Did you mean {' or '.join(repr(c) for c in close)}?"
+        other_kinds = sorted(
+            {p.kind for p in self.parts() if p.name == name}
+            | {p.kind for p in self.presets() if p.name == name}
+        )
+        if other_kinds:
+            message += f" ({name!r} is a {' and '.join(other_kinds)} part, not a {kind} part)"
+        message += f"{'' if close else '.'} Available {kind} parts: {', '.join(parts) or 'none'}"
         if presets:
             message += f"; presets: {', '.join(presets)}"
-        return message + f". To add one, install its plugin: {install_hint(name)}"
+        hint = install_hint(name)
+        if hint:
+            return message + f". To add it, install its plugin: {hint}"
+        return message + (
+            ". If a third-party plugin provides it, install that plugin (`parley plugins` lists "
+            "what is installed)"
+        )
+
+
+def similar(name: str, candidates: Iterable[str]) -> list[str]:
+    """The candidates a user most likely meant by ``name`` (case and small typos ignored)."""
+    by_lower = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
+    return [by_lower[c] for c in close if by_lower[c] != name]
+
+
+def _owned(
+    claims: dict[tuple[str, str], list[_C]], kind: str, name: str, owner: str | None
+) -> _C | None:
+    return next((c for c in claims.get((kind, name), ()) if c.plugin == owner), None)
+
+
+def _without(
+    claims: dict[tuple[str, str], list[_C]], plugin: str
+) -> dict[tuple[str, str], list[_C]]:
+    kept = {key: [c for c in found if c.plugin != plugin] for key, found in claims.items()}
+    return {key: found for key, found in kept.items() if found}
+
+
+def _select(
+    claims: dict[tuple[str, str], list[_C]], kind: str | None, plugin: str | None
+) -> tuple[_C, ...]:
+    return tuple(
+        claim
+        for _, found in sorted(claims.items())
+        for claim in found
+        if (kind is None or claim.kind == kind) and (plugin is None or claim.plugin == plugin)
+    )

@@ -27,6 +27,8 @@ class FakeVADStream(ProbabilityVADStream):
 
 
 class FakeVAD(VAD):
+    capabilities = VADCapabilities(16000, 0.02)  # the defaults; an instance has its own
+
     def __init__(
         self,
         *,
