@@ -21,6 +21,10 @@ BAD = """\
 from parley import Agnet
 """
 
+BAD_SERVER = """\
+from parley_server import Runnr
+"""
+
 GOOD = """\
 from parley import (
     Agent,
@@ -70,14 +74,16 @@ def mypy(tmp_path: Path, **files: str) -> tuple[int, str]:
 
 
 def test_a_misspelt_import_fails_and_correct_imports_are_typed(tmp_path: Path) -> None:
-    code, out = mypy(tmp_path, bad=BAD, good=GOOD)
+    code, out = mypy(tmp_path, bad=BAD, bad_server=BAD_SERVER, good=GOOD)
     print(out)
     assert code == 1, out
-    errors = [line for line in out.splitlines() if ": error:" in line]
-    # The misspelt name is the only error, and mypy names it (and suggests the right one).
-    assert len(errors) == 1, out
+    errors = sorted(line for line in out.splitlines() if ": error:" in line)
+    # The misspelt names are the only errors, and mypy names them (and suggests the right one).
+    assert len(errors) == 2, out
     assert errors[0].startswith("bad.py:1:"), out
     assert '"Agnet"' in errors[0] and '"Agent"' in errors[0], out
+    assert errors[1].startswith("bad_server.py:1:"), out
+    assert '"Runnr"' in errors[1] and '"Runner"' in errors[1], out
     # Names from parley-server are their real classes, not Any.
     assert 'Revealed type is "def (launcher: parley.launcher.AgentLauncher' in out, out
     assert "-> parley_server.runner.Runner" in out, out
