@@ -171,6 +171,10 @@ def test_install_hints_only_for_plugins_this_project_publishes() -> None:
         manager.resolve("stt", "acme")
     assert "pip install" not in str(info.value)
     assert "`parley plugins` lists what is installed" in str(info.value)
+    # parley-piper is ours, but it provides no STT: installing it would not help.
+    with pytest.raises(UnknownPartError) as info:
+        manager.resolve("stt", "piper")
+    assert "pip install" not in str(info.value)
 
 
 def test_a_part_of_another_kind_is_named() -> None:

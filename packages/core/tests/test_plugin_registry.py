@@ -215,11 +215,14 @@ def test_resolve_rejects_an_unknown_kind() -> None:
 def test_unknown_name_lists_what_is_available_and_what_to_install() -> None:
     manager = _manager(demo=_parts, presets=lambda r: r.preset("default", "llm", "ns/m"))
     with pytest.raises(UnknownPartError) as info:
-        manager.resolve("llm", "deepgram?model=nova-3")
+        manager.resolve("llm", "anthropic?model=claude")
     message = str(info.value)
-    assert "'deepgram'" in message
+    assert "'anthropic'" in message
     assert "Available llm parts: ghost, ns, typo, wrap; presets: default" in message
-    assert "pip install parley-deepgram" in message
+    assert "pip install parley-anthropic" in message
+    with pytest.raises(UnknownPartError) as info:
+        manager.resolve("llm", "deepgram?model=nova-3")  # ours, but it has no LLM
+    assert "pip install" not in str(info.value)
 
 
 def test_unknown_name_for_a_kind_without_parts() -> None:

@@ -5,23 +5,26 @@ from __future__ import annotations
 # The plugins this project publishes, by plugin name (their distribution is ``parley-NAME``).
 # Only these names ever get a ``pip install`` hint for a part or plugin that is not installed:
 # a hint built from whatever the user typed (``parley-echoo``) would invite typosquatting.
-PUBLISHED: frozenset[str] = frozenset(
-    {
-        "anthropic",
-        "deepgram",
-        "elevenlabs",
-        "gemini",
-        "llamacpp",
-        "openai",
-        "piper",
-        "redis",
-        "server",
-        "silero",
-        "twilio",
-        "webrtc",
-        "whisper",
-    }
-)
+# The plugins this project publishes, and the kinds of part each provides: install hints are
+# given for these only (never an invented package name), and only for a kind it provides.
+PUBLISHED: dict[str, frozenset[str]] = {
+    name: frozenset(kinds.split())
+    for name, kinds in {
+        "anthropic": "llm",
+        "deepgram": "stt tts",
+        "elevenlabs": "tts",
+        "gemini": "llm realtime",
+        "llamacpp": "llm",
+        "openai": "stt llm tts realtime",
+        "piper": "tts",
+        "redis": "store",
+        "server": "",
+        "silero": "vad",
+        "twilio": "edge",
+        "webrtc": "edge",
+        "whisper": "stt",
+    }.items()
+}
 
 
 class PluginError(Exception):
@@ -65,13 +68,18 @@ def package_for(name: str) -> str:
     return f"parley-{name.replace('_', '-').lower()}"
 
 
-def published_package(name: str) -> str | None:
-    """The distribution this project publishes for plugin ``name``, or None."""
+def published_package(name: str, kind: str | None = None) -> str | None:
+    """The distribution this project publishes for plugin ``name`` (providing a ``kind`` part,
+    if given), or None."""
     key = name.replace("_", "-").lower()
-    return f"parley-{key}" if key in PUBLISHED else None
+    kinds = PUBLISHED.get(key)
+    if kinds is None or (kind is not None and kind not in kinds):
+        return None
+    return f"parley-{key}"
 
 
-def install_hint(name: str) -> str | None:
-    """``pip install parley-NAME`` when this project publishes a plugin ``name``, else None."""
-    package = published_package(name)
+def install_hint(name: str, kind: str | None = None) -> str | None:
+    """``pip install parley-NAME`` when this project publishes a plugin ``name`` (with a
+    ``kind`` part, if given), else None."""
+    package = published_package(name, kind)
     return f"pip install {package}" if package else None

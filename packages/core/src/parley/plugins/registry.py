@@ -364,7 +364,7 @@ class Registry:
         message += f"{'' if close else '.'} Available {kind} parts: {', '.join(parts) or 'none'}"
         if presets:
             message += f"; presets: {', '.join(presets)}"
-        hint = install_hint(name)
+        hint = None if other_kinds else install_hint(name, kind)  # installed: no hint
         if hint:
             return message + f". To add it, install its plugin: {hint}"
         return message + (
