@@ -14,15 +14,12 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from demo_process import ScriptProcess
 from spoken_audio import spoken_question_wav
 from webrtc_chromium import launch_chromium, require_chromium
 
@@ -48,51 +45,16 @@ LISTENER_JS = """
 """
 
 
-class ExampleProcess:
-    """``python examples/videosdk_style/NAME.py`` on a free port, its output line by line."""
+URL_LINE = re.compile(r"^Talk to the agent: (http://127\.0\.0\.1:\d+/\S+)$")
+
+
+class ExampleProcess(ScriptProcess):
+    """``python examples/videosdk_style/NAME.py`` on a free port."""
 
     def __init__(self, name: str) -> None:
-        env = {
-            **os.environ,
-            "PARLEY_PORT": "0",
-            "PARLEY_NO_BROWSER": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = {**os.environ, "PARLEY_PORT": "0", "PARLEY_NO_BROWSER": "1"}
         env.pop("OPENAI_API_KEY", None)  # the offline stand-in, never a cloud model
-        self.process = subprocess.Popen(
-            [sys.executable, str(EXAMPLES / f"{name}.py")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for_url(self, timeout: float = 120.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                found = re.fullmatch(r"Talk to the agent: (http://127\.0\.0\.1:\d+/\S+)", line)
-                if found:
-                    return found.group(1)
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError("the example never printed its URL:\n" + self.output())
-
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        super().__init__([str(EXAMPLES / f"{name}.py")], env, URL_LINE, "the example")
 
 
 @pytest.fixture
@@ -126,7 +88,7 @@ async def test_the_example_greets_answers_and_stops_on_sigint(
     name: str, chromium: str, question: Path, start_example: Any
 ) -> None:
     example: ExampleProcess = start_example(name)
-    url = example.wait_for_url()
+    url = example.wait_for_url(timeout=120.0)
     if name != "lifecycle":
         assert "token=your-auth-token" in url  # RoomOptions(auth_token=...) of the program
 
