@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from parley_redis.testing import RedisServer, missing_redis, redis_server
+from parley_redis.testing import RedisServer, missing_redis, own_redis_server, redis_server
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +21,5 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture
 def server() -> Iterator[RedisServer]:
-    try:
-        server = RedisServer()
-    except LookupError as exc:
-        missing_redis(str(exc))
-    server.start()
-    try:
+    with own_redis_server() as server:
         yield server
-    finally:
-        server.stop()

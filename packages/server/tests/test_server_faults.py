@@ -22,7 +22,7 @@ from fastapi import Header
 from parley import AgentLauncher
 from parley.registry import SessionRegistry
 from parley_redis.store import RedisStore
-from parley_redis.testing import RedisServer, missing_redis, shared_stores
+from parley_redis.testing import RedisServer, own_redis_server, shared_stores
 from parley_server import Runner, ServeOptions
 from parley_server_testkit import Calls, ServerProcess, eventually, fake_launcher, serving
 
@@ -200,15 +200,8 @@ async def test_head_on_health_and_ready_answers_without_a_body() -> None:
 
 @pytest.fixture
 def redis() -> Iterator[RedisServer]:
-    try:
-        server = RedisServer()
-    except LookupError as exc:
-        missing_redis(str(exc))
-    server.start()
-    try:
+    with own_redis_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

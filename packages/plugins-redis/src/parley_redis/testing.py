@@ -111,6 +111,18 @@ def redis_server() -> Iterator[str]:
         yield server.url
 
 
+@contextmanager
+def own_redis_server() -> Iterator[RedisServer]:
+    """A `RedisServer` started for the block, for a test that kills, flushes or restarts it;
+    the test is skipped (failed under ``CI=true``) when redis-server is not installed."""
+    try:
+        server = RedisServer()
+    except LookupError as exc:
+        missing_redis(str(exc))
+    with server:
+        yield server
+
+
 def missing_redis(reason: str) -> NoReturn:
     """Skip the current test because Redis is missing, or fail it when ``CI=true``."""
     import pytest  # only tests call this
