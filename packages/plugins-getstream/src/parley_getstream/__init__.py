@@ -1,0 +1,1 @@
+"""Parley edge on Stream's video network."""
