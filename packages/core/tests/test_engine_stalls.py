@@ -127,6 +127,20 @@ async def test_tts_stalling_mid_stream_fails_the_turn_and_the_next_one_works(
     await assert_stall_recovers(llm, tts, "tts", "StallingTTS", caplog)
 
 
+async def test_a_tts_stall_cancels_the_llm_stream_still_running(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The speaker and the text's producer are separate tasks: the speaker's failure must
+    end the LLM stream that is still producing, not leave it running."""
+    tts = StallingTTS(after_frames=1)
+    long_reply = "First part. " + " ".join(["and then more words"] * 40) + "."
+    llm = FakeLLM([Reply(long_reply), "Back again, all of it."], tokens_per_second=50)
+    await assert_stall_recovers(llm, tts, "tts", "StallingTTS", caplog)
+    first = llm.calls[0]
+    assert first.cancelled and not first.finished
+    assert first.tokens_sent < len(long_reply.split())
+
+
 def test_stall_bounds_have_generous_defaults() -> None:
     timeouts = ProviderTimeouts()
     assert timeouts.llm_stall >= 5 and timeouts.tts_stall >= 5

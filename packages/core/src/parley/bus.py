@@ -23,6 +23,9 @@ class EventBus:
     def __init__(self) -> None:
         self._handlers: dict[type, list[Handler]] = {}
         self._any: list[Handler] = []
+        # Each event type's handlers in delivery order, worked out once per (un)subscription
+        # (events are emitted far more often than handlers change).
+        self._delivery: dict[type, tuple[Handler, ...]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -42,11 +45,13 @@ class EventBus:
             self._any.append(handler)
         else:
             self._handlers.setdefault(event_type, []).append(handler)
+        self._delivery.clear()
 
     def unsubscribe(self, handler: Callable[[Any], Any]) -> None:
         for handlers in (*self._handlers.values(), self._any):
             if handler in handlers:
                 handlers.remove(handler)
+        self._delivery.clear()
 
     def has_subscribers(self, event_type: type) -> bool:
         return bool(self._any) or any(issubclass(event_type, t) for t in self._handlers)
@@ -55,12 +60,19 @@ class EventBus:
         """Deliver ``event`` now to sync handlers; schedule coroutine handlers."""
         if self._closed:
             return
-        # Snapshots: a handler that (un)subscribes while we deliver must not make us skip one.
-        for event_type in type(event).__mro__:
-            for handler in tuple(self._handlers.get(event_type, ())):
-                self._call(handler, event)
-        for handler in tuple(self._any):
+        # A tuple: a handler that (un)subscribes while we deliver must not make us skip one.
+        handlers = self._delivery.get(type(event))
+        if handlers is None:
+            handlers = self._delivery[type(event)] = self._handlers_for(type(event))
+        for handler in handlers:
             self._call(handler, event)
+
+    def _handlers_for(self, event_type: type) -> tuple[Handler, ...]:
+        """Handlers of the type and its bases, most specific first, then those of every event."""
+        found: list[Handler] = []
+        for base in event_type.__mro__:
+            found.extend(self._handlers.get(base, ()))
+        return (*found, *self._any)
 
     def _call(self, handler: Handler, event: object) -> None:
         try:
@@ -68,7 +80,7 @@ class EventBus:
         except Exception:
             logger.exception("event handler %r failed on %r", handler, event)
             return
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             try:
                 asyncio.get_running_loop()
             except RuntimeError:

@@ -231,7 +231,7 @@ class AgentSession:
                     self._send_loop(connection, self._outbox), name="parley-data-out"
                 )
             )
-            self.events.subscribe(self._forward_to_participants, SessionEvent)
+            self._mirror_to_participants()
         from parley.plugins import call_hook
 
         call_hook("session_started", session=self)
@@ -550,26 +550,27 @@ class AgentSession:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _forward_to_participants(self, event: SessionEvent) -> None:
-        """Mirror transcripts, state and turn metrics to the participants' data channel.
+    def _mirror_to_participants(self) -> None:
+        """Mirror transcripts, state and turn metrics to the participants' data channel, each
+        kind through its own handler (the rest of the events cost nothing here), all through
+        one sender task rather than a task per event."""
+        events = self.events
+        events.subscribe(self._send_transcript, Transcript)
+        events.subscribe(self._send_state, StateChanged)
+        events.subscribe(self._send_turn_metrics, TurnMetricsReady)
 
-        Synchronous and filtered first: most events need no message, and the ones that do go
-        through one sender task rather than a task per event.
-        """
-        message: dict[str, Any]
-        if isinstance(event, Transcript):
-            message = {
-                "type": "transcript",
-                "role": event.role,
-                "text": event.text,
-                "final": event.final,
-            }
-        elif isinstance(event, StateChanged):
-            message = {"type": "state", "state": event.new.value}
-        elif isinstance(event, TurnMetricsReady):
-            message = {"type": "turn_metrics", **event.metrics.to_dict()}
-        else:
-            return
+    def _send_transcript(self, event: Transcript) -> None:
+        self._to_participants(
+            {"type": "transcript", "role": event.role, "text": event.text, "final": event.final}
+        )
+
+    def _send_state(self, event: StateChanged) -> None:
+        self._to_participants({"type": "state", "state": event.new.value})
+
+    def _send_turn_metrics(self, event: TurnMetricsReady) -> None:
+        self._to_participants({"type": "turn_metrics", **event.metrics.to_dict()})
+
+    def _to_participants(self, message: dict[str, Any]) -> None:
         outbox = self._outbox
         if outbox is None:
             return

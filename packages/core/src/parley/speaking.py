@@ -98,7 +98,8 @@ class Utterance:
     turn: TurnMetrics | None = None
     pieces: list[SpokenPiece] = field(default_factory=list)
     final_round_start: int = 0  # index in pieces where the last LLM round began
-    task: asyncio.Task[None] | None = None
+    task: asyncio.Task[None] | None = None  # produces the text (and ends the utterance)
+    speaking: asyncio.Task[bool] | None = None  # voices it: TTS into the playout
     trace: TurnTrace | None = None  # the turn's spans, when the session is traced
 
     def abandon(self) -> None:
@@ -123,6 +124,7 @@ class Speaker:
         self.rate = SpeakingRate()
         self._queue: deque[Utterance] = deque()
         self._active: asyncio.Task[None] | None = None  # the running utterance's task
+        self._speaking: asyncio.Task[bool] | None = None  # and its speaker
 
     @property
     def busy(self) -> bool:
@@ -148,8 +150,10 @@ class Speaker:
     def stop(self, speech: Utterance) -> None:
         """Interrupt ``speech`` now; the history keeps what the user heard of it."""
         played = self.playout.stop(speech.handle)
-        if speech.task is not None and not speech.task.done():
-            speech.task.cancel()
+        # Both: a reply task cancelled before its first step cannot cancel its speaker.
+        for task in (speech.task, speech.speaking):
+            if task is not None and not task.done():
+                task.cancel()
         self._finish(speech, interrupted=True, played=played)
 
     async def aclose(self) -> None:
@@ -158,10 +162,10 @@ class Speaker:
             self.stop(self.current)
         while self._queue:
             self._queue.popleft().abandon()
-        active = self._active
-        if active is not None:
-            active.cancel()
-            await asyncio.gather(active, return_exceptions=True)
+        running = [task for task in (self._active, self._speaking) if task is not None]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     def _start_next(self, _done: object = None) -> None:
         self._active = None
@@ -173,33 +177,59 @@ class Speaker:
             self.current = speech
             # The reply's logs (LLM, tools, TTS) carry its turn number (`parley.logs`).
             turn_id = speech.turn.turn if speech.turn is not None else None
+            context = turn_context(turn_id)
+            queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=16)
             speech.task = self._active = asyncio.create_task(
-                self._run(speech), name=f"parley-{speech.handle.id}", context=turn_context(turn_id)
+                self._run(speech, queue), name=f"parley-{speech.handle.id}", context=context
+            )
+            # Created now, after the reply's task: in the loop pass where the LLM hands over
+            # its first piece the speaker is already there to take it (one pass sooner than a
+            # speaker the reply's task would start).
+            speech.speaking = self._speaking = asyncio.create_task(
+                self.speak(speech, queue), name=f"parley-{speech.handle.id}-tts", context=context
             )
             speech.task.add_done_callback(self._start_next)
             return
 
-    async def _run(self, speech: Utterance) -> None:
+    async def _run(self, speech: Utterance, queue: asyncio.Queue[str | None]) -> None:
+        """Produce the text in this task while `speak` voices it in ``speech.speaking``; a TTS
+        failure cancels the production, and cancelling this task cancels the speaker."""
         host = self.host
         handle = speech.handle
+        speaking = speech.speaking
+        assert speaking is not None
+        producer = asyncio.current_task()
+        assert producer is not None
+
+        def stop_producing(task: asyncio.Task[bool]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                producer.cancel()
+
+        speaking.add_done_callback(stop_producing)
         host.set_state(SessionState.THINKING if speech.turn else SessionState.SPEAKING)
         self.playout.begin(handle)
         host.emit(AgentTurnStarted(handle.id))
-        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=16)
         try:
-            # The text is produced in this task and spoken in another; a TTS failure cancels
-            # the production.
-            async with asyncio.TaskGroup() as group:
-                speaking = group.create_task(self.speak(speech, queue))
-                await self._produce(speech, queue)
-            finished = speaking.result()
-        except* Exception as errors:
-            host.report_error("tts", errors.exceptions[0], True)
-            if speech.trace is not None:
-                speech.trace.tts_failed(errors.exceptions[0])
-            finished = True
+            await self._produce(speech, queue)
+            finished = await speaking
+        except asyncio.CancelledError:
+            if not speaking.done() or speaking.cancelled() or speaking.exception() is None:
+                speaking.cancel()
+                await asyncio.gather(speaking, return_exceptions=True)
+                raise
+            producer.uncancel()  # the cancel was stop_producing's, handled here
+            finished = self._speaking_failed(speech, speaking.exception())
+        except Exception as error:  # the speaker failed while this task waited for it
+            finished = self._speaking_failed(speech, error)
         if self.current is speech and not handle.done:
             self._finish(speech, interrupted=not finished)
+
+    def _speaking_failed(self, speech: Utterance, error: BaseException | None) -> bool:
+        assert error is not None
+        self.host.report_error("tts", error, True)
+        if speech.trace is not None:
+            speech.trace.tts_failed(error)
+        return True
 
     async def _produce(self, speech: Utterance, queue: asyncio.Queue[str | None]) -> None:
         try:
