@@ -46,6 +46,8 @@ from parley.tracing import end as end_span
 from parley.tracing import start_session
 
 logger = logging.getLogger("parley.session")
+# Each state's wire text, looked up once: an enum's `.value` costs a descriptor call per use.
+_STATE_TEXT = {state: state.value for state in SessionState}
 
 _PART_CLOSE_TIMEOUT = 5.0
 # What `AgentSession.start` accepts: ours (connection) and VideoSDK's documented keywords.
@@ -565,7 +567,7 @@ class AgentSession:
         )
 
     def _send_state(self, event: StateChanged) -> None:
-        self._to_participants({"type": "state", "state": event.new.value})
+        self._to_participants({"type": "state", "state": _STATE_TEXT[event.new]})
 
     def _send_turn_metrics(self, event: TurnMetricsReady) -> None:
         self._to_participants({"type": "turn_metrics", **event.metrics.to_dict()})
