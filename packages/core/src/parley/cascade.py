@@ -4,8 +4,8 @@ Media path per input frame: resample (only if rates differ) → VAD (synchronous
 ``await stt.push`` (back-pressure). No task, event object or lock per frame. Everything else
 is driven by a few events per turn: VAD speech start/end, transcripts, timers. The runner
 talks to its session only through `RunnerHost`; barge-in (`parley.barge_in`), endpointing
-(`parley.endpointing`), speaking (`parley.speaking`) and tools (`parley.tool_runner`) live in
-their own modules.
+(`parley.endpointing`), preemptive replies (`parley.preemption`), speaking (`parley.speaking`)
+and tools (`parley.tool_runner`) live in their own modules.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from parley.llm import LLM
 from parley.metrics import TurnMetrics
 from parley.playout import Playout
 from parley.policy import InterruptionOptions, TurnOptions
+from parley.preemption import PreemptiveReply
 from parley.segmenting import VADSegmentedSTT
 from parley.speaking import CascadingSettings, Speaker, Utterance
 from parley.speech import SpeechHandle
@@ -101,6 +102,12 @@ class CascadingRunner:
             self._on_stt,
             owed=lambda: self.user_speaking or (self._turn_open and not self._pending),
             on_vad=self._on_vad if shared_vad else None,
+        )
+        self._guesses = shared_vad  # its partials are guesses made in the VAD's silence wait
+        self.preemption = (
+            PreemptiveReply(host, self.speaker, self._next_turn, self._unused)
+            if options.turn.preemptive_reply
+            else None
         )
         self._closed = False
         self.user_speaking = False
@@ -178,6 +185,8 @@ class CascadingRunner:
                 self._prime_llm(event.text)
                 if not self._has_vad:
                     self.endpointing.cancel()
+                if self._guesses:
+                    self._preempt(" ".join([*self._pending, event.text.strip()]))
         elif kind in ("final", "end_of_turn"):
             if event.text.strip():
                 self._final_at = time.perf_counter()
@@ -192,6 +201,7 @@ class CascadingRunner:
                 return
             if event.text.strip():
                 self._prime_llm()
+                self._preempt(" ".join(self._pending))
             if not self._has_vad:
                 self.user_speaking = False
                 self._speech_ended_at = self._speech_ended_at or time.perf_counter()
@@ -207,6 +217,8 @@ class CascadingRunner:
             self.host.emit(UserTurnStarted())
 
     def _user_started(self) -> None:
+        if self.preemption is not None:
+            self.preemption.drop()
         self.user_speaking = True
         self.listener.speech_started()
         self._speech_ended_at = None
@@ -243,9 +255,15 @@ class CascadingRunner:
             ctx.truncate(self.options.max_history)
         self.host.spawn(self.cascade.llm.prepare(ctx, self.host.tools()), "llm")
 
+    def _preempt(self, text: str) -> None:
+        if self.preemption is not None and self._turn_open and not self._over_agent:
+            self.preemption.start(text, self._turn_began)
+
     def _give_up_turn(self) -> None:
         """No transcript arrived for the speech: nothing to answer."""
         if not self._pending:
+            if self.preemption is not None:
+                self.preemption.drop()
             self._turn_open = False
             self._speech_ended_at = None
             self._over_agent = False
@@ -263,18 +281,18 @@ class CascadingRunner:
         if (over_agent or self._agent_speaking()) and self.barge_in.only_interrupts(text):
             self._only_interrupt()
             return
-        turn = TurnMetrics(
-            turn=self._next_turn(),
-            user_text=text,
-            end_of_speech=self._speech_ended_at,
-            final_transcript=self._final_at,
-            turn_committed=time.perf_counter(),
-        )
-        self._speech_ended_at = None
-        self._final_at = None
+        held = self.preemption.take(text) if self.preemption is not None else None
+        # A held reply answered ahead (`parley.preemption`) brings its turn.
+        turn = held.turn if held and held.turn else TurnMetrics(self._next_turn(), user_text=text)
+        turn.end_of_speech, turn.final_transcript = self._speech_ended_at, self._final_at
+        turn.turn_committed = time.perf_counter()
+        self._speech_ended_at = self._final_at = None
         self.barge_in.turn_committed()
         self.host.chat_ctx.add("user", text)  # the one place a user turn enters history
         self.host.emit(UserTurnEnded(text))
+        if held is not None:
+            self.speaker.release(held)
+            return
         trace = TurnTrace.start(self.host, turn, self._turn_began)
         speech = Utterance(
             SpeechHandle(), lambda q: self.speaker.llm_reply(speech, q, text), turn, trace=trace
@@ -284,18 +302,23 @@ class CascadingRunner:
     def _only_interrupt(self) -> None:
         """A turn that only says "stop" (or "mm-hm") over the agent: stop it, answer nothing;
         the words stay out of the history (a reply to "stop" would be the next thing said)."""
-        self._speech_ended_at = None
-        self._final_at = None
+        if self.preemption is not None:
+            self.preemption.drop()
+        self._speech_ended_at = self._final_at = None
         self.barge_in.clear()
         self.interrupt_for_user()
 
     def _agent_speaking(self) -> bool:
         current = self.speaker.current
-        return current is not None and current.handle.interruptible
+        return current is not None and current.handle.interruptible and not current.held
 
     def _next_turn(self) -> int:
         self._turns += 1
         return self._turns
+
+    def _unused(self, turn: int) -> None:
+        if turn == self._turns:  # no later turn took a number meanwhile
+            self._turns -= 1
 
     # --- barge-in target (`parley.barge_in.BargeInTarget`) -------------------------------------
 

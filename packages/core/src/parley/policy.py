@@ -15,11 +15,17 @@ class TurnOptions:
     up to ``max_endpointing_delay`` instead. An STT that reports ``end_of_turn`` itself ends
     the turn at once. ``final_transcript_timeout`` bounds the wait for a late final transcript
     after VAD speech end.
+
+    ``preemptive_reply``: start the reply on a transcript that comes while the engine still
+    waits for the end of the turn, and play it only once the turn is committed with the same
+    words (`parley.preemption`): the models' time overlaps the wait. Costs an LLM and TTS
+    start each time the user goes on speaking after a pause.
     """
 
     min_endpointing_delay: float = 0.4
     max_endpointing_delay: float = 2.0
     final_transcript_timeout: float = 2.0
+    preemptive_reply: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_endpointing_delay <= self.max_endpointing_delay:

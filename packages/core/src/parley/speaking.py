@@ -101,6 +101,12 @@ class Utterance:
     task: asyncio.Task[None] | None = None  # produces the text (and ends the utterance)
     speaking: asyncio.Task[bool] | None = None  # voices it: TTS into the playout
     trace: TurnTrace | None = None  # the turn's spans, when the session is traced
+    # A preemptive reply (`parley.preemption`): produced, but silent and unannounced until set.
+    released: asyncio.Event | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.released is not None and not self.released.is_set()
 
     def abandon(self) -> None:
         """Never spoken (dropped or the engine closed): release its waiters and its trace."""
@@ -147,8 +153,27 @@ class Speaker:
                 kept.append(queued)
         self._queue = kept
 
+    def release(self, speech: Utterance) -> None:
+        """Announce a held utterance and let its audio play (its turn was committed)."""
+        if speech.held and not speech.handle.done:
+            self._announce(speech)
+            assert speech.released is not None
+            speech.released.set()
+
+    def discard(self, speech: Utterance) -> None:
+        """Drop a held utterance without a trace: no event, no history, nothing was played."""
+        for task in (speech.task, speech.speaking):
+            if task is not None and not task.done():
+                task.cancel()
+        if self.current is speech:
+            self.current = None
+        speech.abandon()
+
     def stop(self, speech: Utterance) -> None:
         """Interrupt ``speech`` now; the history keeps what the user heard of it."""
+        if speech.held:
+            self.discard(speech)
+            return
         played = self.playout.stop(speech.handle)
         # Both: a reply task cancelled before its first step cannot cancel its speaker.
         for task in (speech.task, speech.speaking):
@@ -194,7 +219,6 @@ class Speaker:
     async def _run(self, speech: Utterance, queue: asyncio.Queue[str | None]) -> None:
         """Produce the text in this task while `speak` voices it in ``speech.speaking``; a TTS
         failure cancels the production, and cancelling this task cancels the speaker."""
-        host = self.host
         handle = speech.handle
         speaking = speech.speaking
         assert speaking is not None
@@ -206,9 +230,8 @@ class Speaker:
                 producer.cancel()
 
         speaking.add_done_callback(stop_producing)
-        host.set_state(SessionState.THINKING if speech.turn else SessionState.SPEAKING)
-        self.playout.begin(handle)
-        host.emit(AgentTurnStarted(handle.id))
+        if not speech.held:
+            self._announce(speech)
         try:
             await self._produce(speech, queue)
             finished = await speaking
@@ -223,6 +246,11 @@ class Speaker:
             finished = self._speaking_failed(speech, error)
         if self.current is speech and not handle.done:
             self._finish(speech, interrupted=not finished)
+
+    def _announce(self, speech: Utterance) -> None:
+        self.host.set_state(SessionState.THINKING if speech.turn else SessionState.SPEAKING)
+        self.playout.begin(speech.handle)
+        self.host.emit(AgentTurnStarted(speech.handle.id))
 
     def _speaking_failed(self, speech: Utterance, error: BaseException | None) -> bool:
         assert error is not None
@@ -318,6 +346,9 @@ class Speaker:
                         turn.tts_first_audio = time.perf_counter()
                         if trace is not None:
                             trace.first_audio()
+                    if speech.released is not None and not speech.released.is_set():
+                        await speech.released.wait()  # a preemptive reply: until committed
+                        self.playout.prepare(self.tts.capabilities.sample_rate)
                     while True:
                         if host.state is not SessionState.SPEAKING:
                             host.set_state(SessionState.SPEAKING)
@@ -358,13 +389,15 @@ class Speaker:
         flow = host.flow
         turn = speech.turn
         assert turn is not None
-        if user_text:
-            await flow.on_turn_start(user_text)
+        if user_text and not speech.held:
+            await flow.on_turn_start(user_text)  # a preemptive reply's flow has no such hook
         tools = host.tools()
         rounds = 0
         queued = 0  # pieces of this reply handed to the speaker, over all rounds
         while True:
             ctx = host.chat_ctx.copy()
+            if speech.held:
+                ctx.add("user", user_text)  # the history gets it when the turn is committed
             if instructions:
                 ctx.add("system", instructions)
             if settings.max_history:
@@ -398,6 +431,8 @@ class Speaker:
                 queued += 1
             if not calls:
                 return
+            if speech.released is not None:
+                await speech.released.wait()  # tools act on the world: only for a real turn
             rounds += 1
             host.chat_ctx.add_message(ChatMessage("assistant", text, tool_calls=list(calls)))
             speech.final_round_start = len(speech.pieces) + queue.qsize()
