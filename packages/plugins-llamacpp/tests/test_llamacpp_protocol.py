@@ -31,8 +31,14 @@ def convert_currency(amount: float, currency: str) -> str:
     return f"{amount} {currency}"
 
 
+def tell_time() -> str:
+    """Tell the current time."""
+    return "noon"
+
+
 WEATHER = ToolSpec.of(FunctionTool(get_weather))
 CURRENCY = ToolSpec.of(FunctionTool(convert_currency))
+CLOCK = ToolSpec.of(FunctionTool(tell_time))
 
 
 def conversation() -> ChatContext:
@@ -182,6 +188,17 @@ def test_call_skeleton_runs_up_to_the_first_free_choice() -> None:
     assert call_skeleton(WEATHER) == '{"tool": "get_weather", "arguments": {"location": "'
     # Two arguments: the model picks which comes first, so only the opening is fixed.
     assert call_skeleton(CURRENCY) == '{"tool": "convert_currency", "arguments": {'
+    # No arguments: nothing is left to choose, and no argument may be made up.
+    assert json.loads(call_skeleton(CLOCK)) == {"tool": "tell_time", "arguments": {}}
+
+
+def test_the_taught_answer_to_a_result_of_a_tool_without_arguments_reads_well() -> None:
+    ctx = ChatContext()
+    ctx.add("user", "What time is it?")
+    messages = render_messages(ctx, [CLOCK], {}, history_turns=0)
+    answers = [m["content"] for m in messages if m["role"] == "assistant"]
+    assert "The result is 42." in answers
+    assert not any("for  is" in answer for answer in answers)
 
 
 def test_forced_continuation_fills_in_what_every_fitting_call_shares() -> None:

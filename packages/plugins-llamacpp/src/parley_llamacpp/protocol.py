@@ -144,7 +144,8 @@ def _result_example(tool: ToolSpec, arguments: Mapping[str, Any]) -> tuple[str, 
     if any(word in f"{tool.name} {tool.description}".lower() for word in _WEATHER_WORDS):
         result, answer = "Sunny, 24 degrees.", f"It is sunny and 24 degrees in {values}."
     else:
-        result, answer = "OK, 42.", f"The result for {values} is 42."
+        result = "OK, 42."
+        answer = f"The result for {values} is 42." if values else "The result is 42."
     return f"{TOOL_RESULT_PREFIX} ({tool.name}): {result}", answer
 
 
@@ -210,7 +211,10 @@ def json_object_complete(text: str) -> bool:
 
 def call_skeleton(tool: ToolSpec) -> str:
     """The start of every call of ``tool`` in the taught format, up to the first free choice:
-    the argument's value when there is a single string argument, else the argument names."""
+    the argument's value when there is a single string argument, else the argument names. A
+    tool without arguments has no free choice: its whole call."""
+    if not tool.properties:
+        return tool_call_json(tool.name, {})
     opening = tool_call_json(tool.name, {})[:-2]  # '{"tool": "<name>", "arguments": {'
     [(name, schema)] = tool.properties.items() if len(tool.properties) == 1 else [("", None)]
     if name and _type_name(schema) == "string":
