@@ -182,11 +182,11 @@ class CascadingRunner:
             if event.text:
                 host.emit(Transcript("user", event.text, False))
                 self.barge_in.words(len(event.text.split()))
-                self._prime_llm(event.text)
+                guess = " ".join([*self._pending, event.text.strip()])
+                if not (self._guesses and self._preempt(guess)):
+                    self._prime_llm(event.text)
                 if not self._has_vad:
                     self.endpointing.cancel()
-                if self._guesses:
-                    self._preempt(" ".join([*self._pending, event.text.strip()]))
         elif kind in ("final", "end_of_turn"):
             if event.text.strip():
                 self._final_at = time.perf_counter()
@@ -199,9 +199,8 @@ class CascadingRunner:
                 self._speech_ended_at = self._speech_ended_at or self._final_at
                 self._commit_turn()
                 return
-            if event.text.strip():
-                self._prime_llm()
-                self._preempt(" ".join(self._pending))
+            if event.text.strip() and not self._preempt(" ".join(self._pending)):
+                self._prime_llm()  # a reply answering ahead reads the words already
             if not self._has_vad:
                 self.user_speaking = False
                 self._speech_ended_at = self._speech_ended_at or time.perf_counter()
@@ -255,9 +254,11 @@ class CascadingRunner:
             ctx.truncate(self.options.max_history)
         self.host.spawn(self.cascade.llm.prepare(ctx, self.host.tools()), "llm")
 
-    def _preempt(self, text: str) -> None:
-        if self.preemption is not None and self._turn_open and not self._over_agent:
-            self.preemption.start(text, self._turn_began)
+    def _preempt(self, text: str) -> bool:
+        """Answer ``text`` ahead if the options allow; whether a reply to it is now held."""
+        if self.preemption is None or not self._turn_open or self._over_agent:
+            return False
+        return self.preemption.start(text, self._turn_began)
 
     def _give_up_turn(self) -> None:
         """No transcript arrived for the speech: nothing to answer."""

@@ -49,16 +49,17 @@ class PreemptiveReply:
     def holding(self) -> bool:
         return self._held is not None
 
-    def start(self, text: str, began: float | None) -> None:
-        """Answer ``text`` now, held; a reply held for other words is dropped first.
+    def start(self, text: str, began: float | None) -> bool:
+        """Answer ``text`` now, held; a reply held for other words is dropped first. Returns
+        whether a reply to ``text`` is held (the engine then need not prime the LLM with it).
         ``began``: the turn's first speech (``perf_counter``), for its trace."""
         text = text.strip()
         if not text or (self._held is not None and self._held[0] == text):
-            return
+            return bool(text)
         self.drop()
         flow = type(self.host.flow)
         if self.speaker.busy or flow.on_turn_start is not ConversationFlow.on_turn_start:
-            return
+            return False
         turn = TurnMetrics(turn=self._next_turn(), user_text=text)
         trace = TurnTrace.start(self.host, turn, began)
         speaker = self.speaker
@@ -72,6 +73,7 @@ class PreemptiveReply:
         self._held = (text, speech)
         self.started += 1
         speaker.schedule(speech)
+        return True
 
     def take(self, text: str) -> Utterance | None:
         """The held reply if it answers ``text`` (the committed turn's words; the caller
