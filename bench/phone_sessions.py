@@ -18,6 +18,11 @@ was runnable but waited for a CPU other processes held (Linux schedstat): latene
 high ``starved`` is the machine's, not the server's. The bar: 100 calls with p99 ≤ 20 ms.
 
 Run: ``hatch run python bench/phone_sessions.py [--sizes 10,50,100] [--window 10] [--quick]``
+
+To measure server settings proposed, not today's (the header line names the ones in use):
+``--ws`` picks uvicorn's WebSocket implementation (``high-water``: sans-I/O that pauses reads
+only when the app is behind), ``--gc-freeze`` freezes what the server had at startup out of
+the GC's scans, ``--gc-young N`` sets the GC's young-generation threshold.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -47,7 +53,9 @@ REPLY = "This is the agent speaking on the phone, a reply of about two seconds."
 # --- server ----------------------------------------------------------------------------------
 
 
-def run_server(port_file: Path, wideband: bool) -> None:
+def run_server(
+    port_file: Path, wideband: bool, ws: str = "auto", gc_freeze: bool = False, gc_young: int = 0
+) -> None:
     os.environ["TWILIO_AUTH_TOKEN"] = TOKEN
     import uvicorn
     from parley import Agent, AgentLauncher
@@ -122,12 +130,53 @@ def run_server(port_file: Path, wideband: bool) -> None:
             "resyncs": sum(line.output.resyncs for line in default_lines),
         }
 
+    if gc_young:  # measuring a proposal: the young generation's threshold
+        gc.set_threshold(gc_young, *gc.get_threshold()[1:])
+    if gc_freeze:  # measuring a proposal: what the server had at startup is never scanned
+        gc.collect()
+        gc.freeze()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port_file.write_text(str(sock.getsockname()[1]))
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws_max_size=2**20)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        ws_max_size=2**20,
+        ws=high_water_protocol() if ws == "high-water" else ws,
+    )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C on the driver reaches us too
         asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+
+
+def high_water_protocol() -> type[Any]:
+    """A proposal measured, not today's server: uvicorn's sans-I/O WebSocket protocol pauses
+    reading the socket after every message it queues for the app and resumes once the app has
+    read it (two epoll_ctl calls and a new reader handle per message); this one pauses only
+    when the app is ``HIGH_WATER`` messages behind."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    high_water = 16
+
+    class HighWaterProtocol(WebSocketsSansIOProtocol):
+        def send_receive_event_to_app(self) -> None:
+            if self.curr_msg_data_type != "text" or self.close_sent:
+                super().send_receive_event_to_app()
+                return
+            data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+            self.frames = []
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                self.frames = [data]
+                super().send_receive_event_to_app()  # uvicorn's handling of bad UTF-8
+                return
+            self.queue.put_nowait({"type": "websocket.receive", "text": text})
+            if not self.read_paused and self.queue.qsize() >= high_water:
+                self.read_paused = True
+                self.transport.pause_reading()
+
+    return HighWaterProtocol
 
 
 # --- callers ---------------------------------------------------------------------------------
@@ -326,13 +375,31 @@ def main() -> None:
     parser.add_argument(
         "--wideband", action="store_true", help="fake parts at 16/24 kHz: resampling both ways"
     )
+    parser.add_argument(
+        "--ws",
+        default="auto",
+        choices=["auto", "websockets", "websockets-sansio", "wsproto", "high-water"],
+        help="uvicorn's WebSocket implementation in the server (auto: what the server uses;"
+        " high-water: websockets-sansio pausing reads only when the app is behind, a proposal)",
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="server: gc.freeze() after startup (a proposed server setting, not today's)",
+    )
+    parser.add_argument(
+        "--gc-young",
+        type=int,
+        default=0,
+        help="server: the GC's young-generation threshold (0: Python's 700)",
+    )
     parser.add_argument("--port-file", type=Path)
     parser.add_argument("--url")
     parser.add_argument("--n", type=int, default=0)
     parser.add_argument("--tag", default="bench")
     args = parser.parse_args()
     if args.role == "server":
-        run_server(args.port_file, args.wideband)
+        run_server(args.port_file, args.wideband, args.ws, args.gc_freeze, args.gc_young)
         return
     if args.role == "callers":
         run_callers(args.url, args.n, args.tag)
@@ -349,9 +416,11 @@ def main() -> None:
     me = [sys.executable, __file__]
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
-        wideband = ["--wideband"] if args.wideband else []
+        options = ["--ws", args.ws, "--gc-young", str(args.gc_young)]
+        options += ["--wideband"] if args.wideband else []
+        options += ["--gc-freeze"] if args.gc_freeze else []
         server = subprocess.Popen(
-            [*me, "--role", "server", "--port-file", str(port_file), *wideband]
+            [*me, "--role", "server", "--port-file", str(port_file), *options]
         )
         try:
             while not port_file.exists() or not port_file.read_text():
@@ -370,7 +439,9 @@ def main() -> None:
             (idle,) = cpu_percent([server_ps], args.window / 2)
             print(
                 f"baseline: idle server (N=0) CPU {idle:.2f} % of a core; window {args.window:g} s;"
-                f" {args.calls_per_process} fake calls per caller process"
+                f" {args.calls_per_process} fake calls per caller process; server settings:"
+                f" ws={args.ws}, gc.freeze={'yes' if args.gc_freeze else 'no'},"
+                f" young GC threshold={args.gc_young or 'default'}"
             )
             print(
                 "server: CPU of its process, lateness of each 20 ms frame as its pacer sent it;"

@@ -198,7 +198,8 @@ class FakePhoneCall:
         return str(self._sequence)
 
     async def _send(self, message: dict[str, Any]) -> None:
-        await self._socket.send(json.dumps(message))
+        # Compact, as Twilio sends them (the media route reads that layout without a parse).
+        await self._socket.send(json.dumps(message, separators=(",", ":")))
 
     async def _read(self) -> None:
         try:

@@ -80,8 +80,10 @@ class TwilioConnection(Connection):
     async def audio_input(self) -> AsyncIterator[tuple[Participant, AudioFrame]]:
         """The caller's audio: 20 ms frames of 8 kHz mono int16, as the phone network has it."""
         caller = self.caller
-        async for frame in self.line.frames():
-            yield caller, frame
+        line = self.line
+        while batch := await line.received_frames():
+            for frame in batch:
+                yield caller, frame
 
     async def send_data(self, message: dict[str, Any], to: str | None = None) -> None:
         """A phone has no data channel: messages are dropped (logged at debug level)."""

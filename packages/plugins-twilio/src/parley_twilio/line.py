@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
@@ -62,7 +63,10 @@ class PhoneLine:
         self.frames_dropped = 0
         self.end_reason = ""
         self.hung_up_by_caller = False
-        self._input: asyncio.Queue[AudioFrame | None] = asyncio.Queue(INPUT_QUEUE_FRAMES)
+        # The caller's audio, newest INPUT_QUEUE_FRAMES kept, and the reader waiting for it:
+        # a deque and one future, lighter than an asyncio.Queue fifty times a second a call.
+        self._input: deque[AudioFrame] = deque(maxlen=INPUT_QUEUE_FRAMES)
+        self._input_waiter: asyncio.Future[None] | None = None
         self._ended = asyncio.Event()
         self._socket_closed = False
         self._clock = 0.0  # stream time of the audio received
@@ -76,7 +80,7 @@ class PhoneLine:
         if event == "media":
             track = (message.get("media") or {}).get("track", "inbound")
             if track in ("inbound", "inbound_track"):
-                self._audio(media_payload(message))
+                self.audio_received(media_payload(message))
         elif event == "mark":
             name = (message.get("mark") or {}).get("name")
             if isinstance(name, str):
@@ -90,6 +94,20 @@ class PhoneLine:
             self.end("the caller hung up")
         elif event not in ("connected", "start"):
             logger.debug("call %s: ignoring a %r message", self.call_id, event)
+
+    def audio_received(self, payload: bytes) -> None:
+        """The caller's µ-law audio of one ``media`` message (the route's fast path for Twilio's
+        own layout; `handle` for the rest)."""
+        if self._ended.is_set() or not payload:
+            return
+        frame = AudioFrame(ulaw_decode(payload), SAMPLE_RATE, self._clock)
+        self._clock += frame.duration
+        self.frames_received += 1
+        received = self._input
+        if len(received) == INPUT_QUEUE_FRAMES:  # nobody reads (yet): keep the newest audio
+            self.frames_dropped += 1
+        received.append(frame)  # a full deque drops its oldest
+        self._wake_reader()
 
     def socket_gone(self) -> None:
         """The WebSocket closed without a ``stop`` (the call dropped)."""
@@ -108,9 +126,8 @@ class PhoneLine:
         self._ended.set()
         self.output.close()
         self._pacer.cancel()
-        while not self._input.empty():
-            self._input.get_nowait()
-        self._input.put_nowait(None)
+        self._input.clear()
+        self._wake_reader()
         if self.listener is not None:
             self.listener.line_ended(reason)
 
@@ -134,23 +151,34 @@ class PhoneLine:
 
     async def frames(self) -> AsyncIterator[AudioFrame]:
         """The caller's audio, 20 ms frames of 8 kHz int16, until the line ends."""
-        while (frame := await self._input.get()) is not None:
-            yield frame
-        self._input.put_nowait(None)  # a second reader ends too
+        while batch := await self.received_frames():
+            for frame in batch:
+                yield frame
+
+    async def received_frames(self) -> list[AudioFrame]:
+        """The frames received since the last call, waiting for one if there is none; empty
+        once the line has ended. One reader at a time: the engine's. (For a reader that
+        yields frames itself: one async generator a frame less than `frames`.)"""
+        received = self._input
+        while not received:
+            if self._ended.is_set():
+                return []
+            waiter = self._input_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                if self._input_waiter is waiter:
+                    self._input_waiter = None
+        batch = list(received)
+        received.clear()
+        return batch
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _audio(self, payload: bytes) -> None:
-        if self._ended.is_set() or not payload:
-            return
-        frame = AudioFrame(ulaw_decode(payload), SAMPLE_RATE, self._clock)
-        self._clock += frame.duration
-        self.frames_received += 1
-        queue = self._input
-        if queue.full():  # nobody reads (yet): keep the newest audio
-            queue.get_nowait()
-            self.frames_dropped += 1
-        queue.put_nowait(frame)
+    def _wake_reader(self) -> None:
+        waiter = self._input_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _pace(self) -> None:
         try:

@@ -32,7 +32,7 @@ from parley.edge import AudioOutput
 from parley.frames import AudioFrame
 
 from parley_twilio.g711 import FRAME_BYTES, FRAME_SECONDS, SAMPLE_RATE, SILENCE, ulaw_encode
-from parley_twilio.protocol import clear_message, mark_message, media_message
+from parley_twilio.protocol import OutboundMessages
 
 logger = logging.getLogger("parley.twilio")
 
@@ -48,6 +48,12 @@ PHASES = 10
 _next_phase = itertools.count()
 # Lateness samples kept (about 82 s of speech at 50 frames/s); a power of two for masking.
 LATENESS_HISTORY = 4096
+# Frames a writer puts in per turn of the event loop. A reply's first second is written as
+# fast as the engine makes it; at once, on a hundred calls whose replies start together, that
+# is one loop pass of a hundred long steps, and every pacer behind it is late. In turns of a
+# few frames, the pacers' ticks run between them. Writers also wake only when this many
+# frames have room, so a speaking call costs one writer step per batch, not per frame.
+WRITE_BATCH = 2
 
 
 class PhoneAudioOutput(AudioOutput):
@@ -67,6 +73,7 @@ class PhoneAudioOutput(AudioOutput):
         if mark_every < 1:
             raise ValueError(f"mark_every must be at least 1, got {mark_every}")
         self.stream_sid = stream_sid
+        self.messages = OutboundMessages(stream_sid)
         self.max_buffered = max_buffered
         self.mark_every = mark_every
         self.mark_timeout = mark_timeout
@@ -79,6 +86,8 @@ class PhoneAudioOutput(AudioOutput):
         self._played = 0  # frames Twilio confirmed (or that a clear dropped)
         self._marks: deque[tuple[int, float]] = deque()  # (frames sent, loop time) per mark
         self._wakeup: asyncio.Future[None] | None = None  # the pacer's sleep or idle wait
+        self._pacer_idle = False  # waiting for audio (not for a tick): a write wakes it
+        self._written_in_turn = 0  # frames written since the writer last gave the loop a turn
         self._space: asyncio.Future[None] | None = None  # writers waiting for buffer room
         self._idle_waiters: list[asyncio.Future[None]] = []  # wait_for_playout callers
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -94,18 +103,29 @@ class PhoneAudioOutput(AudioOutput):
     async def write(self, frame: AudioFrame) -> None:
         if self._closed:
             return
-        self._pending += ulaw_encode(self._pcm(frame))
-        whole = len(self._pending) - len(self._pending) % FRAME_BYTES
-        if whole:
-            pending = self._pending
-            self._frames.extend(
-                bytes(pending[i : i + FRAME_BYTES]) for i in range(0, whole, FRAME_BYTES)
-            )
-            del pending[:whole]
-        self._wake()
-        while not self._closed and self._unsent_seconds() > self.max_buffered:
-            self._space = asyncio.get_running_loop().create_future()
-            await self._space
+        codes = ulaw_encode(self._pcm(frame))
+        pending = self._pending
+        if not pending and len(codes) == FRAME_BYTES:
+            self._frames.append(codes)  # the usual write: one 20 ms frame
+        else:
+            pending += codes
+            whole = len(pending) - len(pending) % FRAME_BYTES
+            if whole:
+                self._frames.extend(
+                    bytes(pending[i : i + FRAME_BYTES]) for i in range(0, whole, FRAME_BYTES)
+                )
+                del pending[:whole]
+        if self._pacer_idle:
+            self._wake()  # a pacer waiting for a tick needs no wake-up: the tick comes
+        self._written_in_turn += 1
+        if self._unsent_seconds() > self.max_buffered:
+            while not self._closed and self._unsent_seconds() > self.max_buffered:
+                self._space = asyncio.get_running_loop().create_future()
+                await self._space
+            self._written_in_turn = 0
+        elif self._written_in_turn >= WRITE_BATCH:
+            self._written_in_turn = 0
+            await asyncio.sleep(0)  # see WRITE_BATCH
 
     def flush(self) -> float:
         unconfirmed = self._unconfirmed()
@@ -167,12 +187,14 @@ class PhoneAudioOutput(AudioOutput):
         socket. Returns when closed; a failed send ends it (the line notices the socket)."""
         loop = self._loop = asyncio.get_running_loop()
         deadline: float | None = None
-        sid = self.stream_sid
+        messages = self.messages
+        # Writers wake when a batch has room (see WRITE_BATCH).
+        refill_below = max(0.0, self.max_buffered - (WRITE_BATCH - 1) * FRAME_SECONDS)
         while not self._closed:
             if self._clear:
                 self._clear = False
                 self.clears_sent += 1
-                await send(clear_message(sid))
+                await send(messages.clear)
                 deadline = None
                 continue
             if not self._frames and not self._pending:
@@ -183,7 +205,11 @@ class PhoneAudioOutput(AudioOutput):
                     ):
                         await self._mark(send, loop)
                 self._notify_idle()
-                await self._sleep(loop, None)
+                self._pacer_idle = True
+                try:
+                    await self._sleep(loop, None)
+                finally:
+                    self._pacer_idle = False
                 continue
             now = loop.time()
             if deadline is None or now - deadline > RESYNC_SECONDS:
@@ -197,15 +223,15 @@ class PhoneAudioOutput(AudioOutput):
                 if self._clear or self._closed or not (self._frames or self._pending):
                     continue
                 if deadline - loop.time() > EARLY_TOLERANCE:
-                    continue  # woken by a write, not the tick: keep the pace
+                    continue  # woken early (a flush that cleared nothing): keep the pace
             late = loop.time() - deadline
             payload = self._next_frame()
             self._lateness[self.frames_sent & (LATENESS_HISTORY - 1)] = late
             self.frames_sent += 1
             self._sent += 1
             deadline += FRAME_SECONDS
-            await send(media_message(sid, payload))
-            if not (self._unsent_seconds() > self.max_buffered):
+            await send(messages.media(payload))
+            if self._space is not None and self._unsent_seconds() <= refill_below:
                 self._release_writers()
             if self._sent % self.mark_every == 0:
                 await self._mark(send, loop)
@@ -243,7 +269,7 @@ class PhoneAudioOutput(AudioOutput):
     async def _mark(self, send: Send, loop: asyncio.AbstractEventLoop) -> None:
         self._marks.append((self._sent, loop.time()))
         self.marks_sent += 1
-        await send(mark_message(self.stream_sid, str(self._sent)))
+        await send(self.messages.mark(str(self._sent)))
 
     def _unsent_seconds(self) -> float:
         return len(self._frames) * FRAME_SECONDS + len(self._pending) / SAMPLE_RATE

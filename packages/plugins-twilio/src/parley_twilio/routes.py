@@ -47,6 +47,7 @@ from parley_twilio.protocol import (
     ProtocolError,
     StreamStart,
     connect_stream_twiml,
+    inbound_audio,
     parse,
     reject_twiml,
 )
@@ -199,8 +200,12 @@ def create_router(
         starting = asyncio.ensure_future(_start_session(line, now))
         try:
             while not line.ended:
+                text = await websocket.receive_text()
                 try:
-                    line.handle(parse(await websocket.receive_text()))
+                    if (audio := inbound_audio(text)) is not None:
+                        line.audio_received(audio)
+                    else:
+                        line.handle(parse(text))
                 except ProtocolError as exc:
                     logger.debug("call %s: skipped a message: %s", call_id, exc)
         except (WebSocketDisconnect, RuntimeError):
