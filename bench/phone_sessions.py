@@ -19,10 +19,11 @@ high ``starved`` is the machine's, not the server's. The bar: 100 calls with p99
 
 Run: ``hatch run python bench/phone_sessions.py [--sizes 10,50,100] [--window 10] [--quick]``
 
-To measure server settings proposed, not today's (the header line names the ones in use):
-``--ws`` picks uvicorn's WebSocket implementation (``high-water``: sans-I/O that pauses reads
-only when the app is behind), ``--gc-freeze`` freezes what the server had at startup out of
-the GC's scans, ``--gc-young N`` sets the GC's young-generation threshold.
+The server freezes its startup heap as `parley serve` does (`parley_server.heap`);
+``--no-gc-freeze`` measures without. To measure settings proposed, not today's (the header line
+names the ones in use): ``--ws`` picks uvicorn's WebSocket implementation (``high-water``:
+sans-I/O that pauses reads only when the app is behind), ``--gc-young N`` sets the GC's
+young-generation threshold.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ REPLY = "This is the agent speaking on the phone, a reply of about two seconds."
 
 
 def run_server(
-    port_file: Path, wideband: bool, ws: str = "auto", gc_freeze: bool = False, gc_young: int = 0
+    port_file: Path, wideband: bool, ws: str = "auto", gc_freeze: bool = True, gc_young: int = 0
 ) -> None:
     os.environ["TWILIO_AUTH_TOKEN"] = TOKEN
     import uvicorn
@@ -132,9 +133,10 @@ def run_server(
 
     if gc_young:  # measuring a proposal: the young generation's threshold
         gc.set_threshold(gc_young, *gc.get_threshold()[1:])
-    if gc_freeze:  # measuring a proposal: what the server had at startup is never scanned
-        gc.collect()
-        gc.freeze()
+    if gc_freeze:  # as a process the Runner owns does after startup
+        from parley_server.heap import freeze_startup_heap
+
+        freeze_startup_heap()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port_file.write_text(str(sock.getsockname()[1]))
@@ -383,9 +385,10 @@ def main() -> None:
         " high-water: websockets-sansio pausing reads only when the app is behind, a proposal)",
     )
     parser.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="server: gc.freeze() after startup (a proposed server setting, not today's)",
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="server: leave the startup heap to the GC's scans (what servers did before)",
     )
     parser.add_argument(
         "--gc-young",
@@ -418,7 +421,7 @@ def main() -> None:
         port_file = Path(tmp) / "port"
         options = ["--ws", args.ws, "--gc-young", str(args.gc_young)]
         options += ["--wideband"] if args.wideband else []
-        options += ["--gc-freeze"] if args.gc_freeze else []
+        options += [] if args.gc_freeze else ["--no-gc-freeze"]
         server = subprocess.Popen(
             [*me, "--role", "server", "--port-file", str(port_file), *options]
         )

@@ -48,6 +48,7 @@ from parley_server.console import (
     show_splash,
 )
 from parley_server.context import RouteContext, on_demand_starter
+from parley_server.heap import freeze_startup_heap
 from parley_server.http_protocol import HeaderTimeoutH11Protocol
 from parley_server.metrics import ServerMetrics, multiprocess_dir
 from parley_server.options import ServeOptions
@@ -144,6 +145,8 @@ class Runner:
         self._install_signal_handlers()
         await self.launcher.start()
         self.metrics.start()
+        if self._process is not None:  # this process serves only us: see parley_server.heap
+            freeze_startup_heap()
 
     async def shutdown(self) -> None:
         if not self._started:
