@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import AsyncIterator
 
 import pytest
@@ -72,3 +74,18 @@ async def test_an_outer_cancellation_stays_a_cancellation() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_finished_deadline_is_freed_without_the_cycle_collector() -> None:
+    # One per LLM stream and TTS piece: a reference cycle left behind would feed the cycle
+    # collector, whose full passes stall every call of the process.
+    gc.disable()
+    try:
+        deadline = StreamDeadline()
+        async with deadline:
+            await deadline.next(aiter(items(1)), 1.0, "silent")
+        freed = weakref.ref(deadline)
+        del deadline
+        assert freed() is None
+    finally:
+        gc.enable()

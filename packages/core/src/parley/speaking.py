@@ -55,6 +55,9 @@ class StreamDeadline:
 
     async def __aexit__(self, *exc_info: Any) -> None:
         self._watchdog.cancel()
+        # It calls back into us: dropping it frees us by reference counting, with no cycle
+        # left for the collector (one per LLM stream and TTS piece).
+        del self._watchdog
         try:
             await self._scope.__aexit__(*exc_info)
         except TimeoutError as exc:
