@@ -62,6 +62,24 @@ class AudioResampler:
         """Drain the filter at the end of a stream."""
         return [f for f in self._flush_stream() if f.samples]
 
+    def samples(self, frame: AudioFrame) -> npt.NDArray[Any]:
+        """``frame`` converted, as one array of shape (samples, channels): what an edge's
+        output encodes. A frame already at the target rate and channel count passes without
+        a filter or frame objects (the common case: a TTS at the edge's rate)."""
+        if frame.sample_rate == self.sample_rate and frame.channels == self.channels:
+            return (frame.to_int16() if self.format == "int16" else frame.to_float32()).data
+        pieces = [f.data for f in self.push(frame)]
+        if not pieces:
+            dtype = np.int16 if self.format == "int16" else np.float32
+            return np.zeros((0, self.channels), dtype=dtype)
+        return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+
+    def reset(self) -> None:
+        """Forget the filter's state (the stream was cut, e.g. flushed at a barge-in)."""
+        self._stream = None
+        self._input_rate = 0
+        self._timestamp = None
+
     def prepare(self, input_rate: int) -> None:
         """Open the filter for ``input_rate`` ahead of the first frame (it costs ~50 µs)."""
         if input_rate != self.sample_rate and input_rate != self._input_rate:

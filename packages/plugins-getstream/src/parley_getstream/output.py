@@ -51,7 +51,7 @@ class StreamAudioOutput(AudioOutput):
         self.track = track
         self.max_buffered = max_buffered
         self._pending = bytearray()  # PCM short of a whole frame
-        self._resampler: AudioResampler | None = None
+        self._resampler = AudioResampler(SAMPLE_RATE, 1, "int16")
         self._end: float | None = None  # loop time at which the audio sent so far ends
         self._epoch = 0  # bumped by every flush: a write that sees it change stops
         self._sent_since_flush = False
@@ -72,7 +72,7 @@ class StreamAudioOutput(AudioOutput):
             await asyncio.shield(self._flushing)  # a cancelled writer must not stop it
         epoch = self._epoch
         pending = self._pending
-        pending += self._pcm(frame)
+        pending += self._resampler.samples(frame).tobytes()
         whole = len(pending) - len(pending) % FRAME_BYTES
         if whole:
             samples = np.frombuffer(bytes(pending[:whole]), dtype=np.int16)
@@ -92,7 +92,7 @@ class StreamAudioOutput(AudioOutput):
         self._seconds_flushed += self._queued()
         self._epoch += 1
         self._pending.clear()
-        self._resampler = None
+        self._resampler.reset()
         self._end = None
         if self._sent_since_flush and not self._closed:
             self._sent_since_flush = False
@@ -161,13 +161,6 @@ class StreamAudioOutput(AudioOutput):
         finally:
             if self._flushing is asyncio.current_task():
                 self._flushing = None
-
-    def _pcm(self, frame: AudioFrame) -> bytes:
-        if frame.sample_rate == SAMPLE_RATE and frame.channels == 1:
-            return frame.to_int16().data.tobytes()
-        if self._resampler is None:
-            self._resampler = AudioResampler(SAMPLE_RATE, 1, "int16")
-        return b"".join(f.data.tobytes() for f in self._resampler.push(frame))
 
     async def _nap(self, seconds: float) -> None:
         """Sleep up to ``seconds``; a flush or close wakes it early."""

@@ -79,7 +79,7 @@ class PhoneAudioOutput(AudioOutput):
         self.mark_timeout = mark_timeout
         self._frames: deque[bytes] = deque()
         self._pending = bytearray()  # µ-law short of a whole frame
-        self._resampler: AudioResampler | None = None
+        self._resampler = AudioResampler(SAMPLE_RATE, 1, "int16")
         self._clear = False  # a `clear` is due
         self._closed = False
         self._sent = 0  # frames sent since the stream started
@@ -103,7 +103,7 @@ class PhoneAudioOutput(AudioOutput):
     async def write(self, frame: AudioFrame) -> None:
         if self._closed:
             return
-        codes = ulaw_encode(self._pcm(frame))
+        codes = ulaw_encode(self._resampler.samples(frame))
         pending = self._pending
         if not pending and len(codes) == FRAME_BYTES:
             self._frames.append(codes)  # the usual write: one 20 ms frame
@@ -132,7 +132,7 @@ class PhoneAudioOutput(AudioOutput):
         dropped = self._unsent_seconds() + unconfirmed * FRAME_SECONDS
         self._frames.clear()
         self._pending.clear()
-        self._resampler = None
+        self._resampler.reset()
         if unconfirmed:
             # Twilio drops its buffer on `clear` and echoes the marks still pending: those
             # frames were not heard, and their echoes must not count them as played.
@@ -308,17 +308,6 @@ class PhoneAudioOutput(AudioOutput):
         waiters, self._idle_waiters = self._idle_waiters, []
         for waiter in waiters:
             _resolve(waiter)
-
-    def _pcm(self, frame: AudioFrame) -> npt.NDArray[np.int16]:
-        if frame.sample_rate == SAMPLE_RATE and frame.channels == 1:
-            data: npt.NDArray[np.int16] = frame.to_int16().data
-            return data
-        if self._resampler is None:
-            self._resampler = AudioResampler(SAMPLE_RATE, 1, "int16")
-        pieces = [f.data for f in self._resampler.push(frame)]
-        if not pieces:
-            return np.zeros((0, 1), dtype=np.int16)
-        return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

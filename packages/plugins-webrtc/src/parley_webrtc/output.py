@@ -66,7 +66,7 @@ class CallAudioOutput(AudioOutput):
         self._silence = silence_packet()
         self._packets: deque[bytes] = deque()
         self._pending = bytearray()  # PCM short of a whole frame
-        self._resampler: AudioResampler | None = None
+        self._resampler = AudioResampler(SAMPLE_RATE, 1, "int16")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._start: float | None = None  # loop time of tick 0; None until a peer pulls
         self._tick = 0  # the latest tick whose payload was taken
@@ -87,7 +87,7 @@ class CallAudioOutput(AudioOutput):
             return
         self.cut_off = False
         pending = self._pending
-        pending += self._pcm(frame)
+        pending += self._resampler.samples(frame).tobytes()
         whole = len(pending) - len(pending) % FRAME_BYTES
         if whole:
             encode, packets = self._encoder.encode, self._packets
@@ -103,7 +103,7 @@ class CallAudioOutput(AudioOutput):
         dropped = len(self._packets) * FRAME_SECONDS + len(self._pending) / (2 * SAMPLE_RATE)
         self._packets.clear()
         self._pending.clear()
-        self._resampler = None
+        self._resampler.reset()
         self._current = self._silence
         self._wake()
         if dropped > 0:
@@ -199,13 +199,6 @@ class CallAudioOutput(AudioOutput):
                 self._pending.clear()
             self._tick = target
             self._current = self._silence
-
-    def _pcm(self, frame: AudioFrame) -> bytes:
-        if frame.sample_rate == SAMPLE_RATE and frame.channels == 1:
-            return frame.to_int16().data.tobytes()
-        if self._resampler is None:
-            self._resampler = AudioResampler(SAMPLE_RATE, 1, "int16")
-        return b"".join(f.data.tobytes() for f in self._resampler.push(frame))
 
     async def _nap(self, seconds: float) -> None:
         """Sleep up to ``seconds``; a flush, the last frame leaving, or close wakes it early."""
