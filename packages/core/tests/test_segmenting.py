@@ -11,7 +11,7 @@ import pytest
 from parley.frames import AudioFrame
 from parley.segmenting import VADSegmentedSTT
 from parley.stt import STT, BatchSTT, STTEvent, STTStream
-from parley.vad import VAD, ProbabilityVADStream, VADStream
+from parley.vad import VAD, ProbabilityVADStream, VADCapabilities, VADOptions, VADStream
 
 RATE = 16000
 TONE_LEVEL = 0.3
@@ -26,6 +26,30 @@ class EnergyVADStream(ProbabilityVADStream):
 class EnergyVAD(VAD):
     def stream(self) -> VADStream:
         return EnergyVADStream(self.capabilities, self.options)
+
+
+class LaggingVADStream(ProbabilityVADStream):
+    """As Silero does: the probability stays high for ``TAIL`` seconds after the sound stops."""
+
+    TAIL = 0.16
+
+    def __init__(self, capabilities: VADCapabilities, options: VADOptions) -> None:
+        super().__init__(capabilities, options)
+        self._window_seconds = capabilities.window_duration
+        self._since_loud = float("inf")
+
+    def probability(self, window: npt.NDArray[np.float32]) -> float:
+        loud = float(np.sqrt(np.mean(np.square(window)))) > 0.01
+        self._since_loud = 0.0 if loud else self._since_loud + self._window_seconds
+        return 1.0 if self._since_loud <= self.TAIL else 0.0
+
+
+class LaggingVAD(VAD):
+    def __init__(self, options: VADOptions) -> None:
+        self.options = options
+
+    def stream(self) -> VADStream:
+        return LaggingVADStream(self.capabilities, self.options)
 
 
 def loud_seconds(audio: AudioFrame) -> float:
@@ -147,6 +171,24 @@ async def test_speculation_recognizes_during_the_silence_wait() -> None:
     end = segment.timestamp + segment.duration
     assert 1.8 <= end < 1.8 + stt.vad.options.min_silence
     assert events[2].audio_duration == pytest.approx(segment.duration)
+
+
+@pytest.mark.parametrize("pause_below_peak_db", [30.0, None])
+async def test_a_quiet_window_starts_the_guess_before_the_probability_falls(
+    pause_below_peak_db: float | None,
+) -> None:
+    batch = RecordingSTT()
+    stt = VADSegmentedSTT(batch, LaggingVAD(VADOptions(pause_below_peak_db=pause_below_peak_db)))
+    events = await run(
+        stt, signal([("silence", 1.0), ("tone", 0.8), ("silence", 1.0)]), partials=True
+    )
+    assert [e.type for e in events] == ["speech_started", "partial", "final"]
+    [segment] = batch.segments  # one recognition: the guess became the final
+    end = segment.timestamp + segment.duration
+    if pause_below_peak_db is not None:  # by energy: at the first quiet window
+        assert 1.8 <= end < 1.8 + 0.07
+    else:  # by probability only: after the model's tail
+        assert end >= 1.8 + LaggingVADStream.TAIL
 
 
 async def test_a_pause_inside_speech_drops_the_guess() -> None:

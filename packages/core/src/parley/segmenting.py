@@ -151,7 +151,7 @@ class VADSegmentedStream(STTStream):
                 )
                 self._chain(self._emit(STTEvent("speech_started")))
             elif self._segment_start is not None:
-                self._cut(self._segment_start, now, speech_end=event.timestamp)
+                self._cut(self._segment_start, now, speech_ended=True)
                 self._segment_start = None
         self._speculate(now)
         if self._segment_start is not None and now - self._segment_start >= self._owner.max_segment:
@@ -220,7 +220,7 @@ class VADSegmentedStream(STTStream):
             self._guess[1].cancel()
             self._guess = None
 
-    def _cut(self, begin: float, end: float, speech_end: float | None = None) -> None:
+    def _cut(self, begin: float, end: float, *, speech_ended: bool = False) -> None:
         samples = self._timeline.slice(begin, end)
         self._recognized_until = end
         guess, self._guess = self._guess, None
@@ -229,9 +229,12 @@ class VADSegmentedStream(STTStream):
                 guess[1].cancel()
             return
         segment = AudioFrame(samples, self._rate, begin)
-        guess_end = guess[0].timestamp + guess[0].duration if guess is not None else 0.0
-        if guess is not None and speech_end is not None and guess_end >= speech_end:
-            segment, recognition = guess  # it already covers all the speech of this segment
+        if guess is not None and speech_ended:
+            # The guess survived: the stream has paused since its audio ended (a guess is
+            # dropped when speech resumes), so it holds all the speech of this segment. It may
+            # end before the VAD's end timestamp: an energy pause is seen before the model's
+            # probability falls (`VADOptions.pause_below_peak_db`).
+            segment, recognition = guess
             self._used = recognition
         else:
             if guess is not None:

@@ -30,12 +30,20 @@ class VADCapabilities:
 @dataclass(frozen=True, slots=True)
 class VADOptions:
     """Hysteresis: speech starts after ``min_speech`` seconds above ``activation``; it ends
-    after ``min_silence`` seconds below ``deactivation``."""
+    after ``min_silence`` seconds below ``deactivation``.
+
+    ``pause_below_peak_db``: inside speech, a window this many dB quieter than the loudest one
+    of the segment so far counts as a pause (`VADStream.pausing`) at once, while the model's
+    probability is still high: Silero's stays above ``deactivation`` for ~0.1 s after the last
+    sound, and a recognizer that starts on the pause (`VADSegmentedSTT`) can start that much
+    sooner. It only moves that hint; speech still ends by probability. None: probability only.
+    """
 
     activation: float = 0.5
     deactivation: float = 0.35
     min_speech: float = 0.064
     min_silence: float = 0.32
+    pause_below_peak_db: float | None = 30.0
 
 
 VADEventType = Literal["speech_started", "speech_ended"]
@@ -95,6 +103,8 @@ class ProbabilityVADStream(VADStream):
         self._chunker = AudioChunker(self._rate, self._window)
         self._speaking = False
         self._run = 0.0  # seconds the current candidate state has held
+        self._quiet = False  # the latest window was a pause by its energy
+        self._peak_power = 0.0  # the segment's loudest window (mean square)
         self._segment_start = 0.0
         self._clock = 0.0
         self.last_probability = 0.0
@@ -109,7 +119,7 @@ class ProbabilityVADStream(VADStream):
 
     @property
     def pausing(self) -> bool:
-        return self._speaking and self._run > 0
+        return self._speaking and (self._run > 0 or self._quiet)
 
     def push(self, frame: AudioFrame) -> list[VADEvent]:
         events: list[VADEvent] = []
@@ -130,6 +140,8 @@ class ProbabilityVADStream(VADStream):
         start_of_window = self._clock
         self._clock += self._window
         opts = self.options
+        if opts.pause_below_peak_db is not None:
+            self._track_energy(window, opts.pause_below_peak_db)
         if not self._speaking:
             if p >= opts.activation:
                 if self._run == 0.0:
@@ -152,6 +164,17 @@ class ProbabilityVADStream(VADStream):
             self._run = 0.0
         return None
 
+    def _track_energy(self, window: npt.NDArray[Any], below_peak_db: float) -> None:
+        power = float(np.dot(window, window)) / len(window)
+        if not self._speaking:
+            # The peak starts with the speech that starts a segment (onset windows included).
+            self._peak_power = power if self._run == 0.0 else max(self._peak_power, power)
+            self._quiet = False
+            return
+        self._peak_power = max(self._peak_power, power)
+        self._quiet = power < self._peak_power * 10 ** (-below_peak_db / 10)
+
     def reset(self) -> None:
         self._speaking = False
+        self._quiet = False
         self._run = 0.0
