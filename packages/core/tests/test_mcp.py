@@ -23,6 +23,7 @@ SERVER_SCRIPT = textwrap.dedent(
 
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
+    from mcp_types import ToolAnnotations
 
     server = MCPServer("parley-test")
 
@@ -33,7 +34,7 @@ SERVER_SCRIPT = textwrap.dedent(
         return a + b
 
 
-    @server.tool(name="weather.today")
+    @server.tool(name="weather.today", annotations=ToolAnnotations(read_only_hint=True))
     async def weather(city: str) -> str:
         """Today's weather for a city."""
         return f"Sunny in {city}"
@@ -88,6 +89,8 @@ async def test_stdio_server_tools(server_script: Path) -> None:
         assert add.parameters["properties"]["a"]["type"] == "integer"
         assert add.parameters["required"] == ["a", "b"]
         assert add.schema()["function"]["name"] == "add"
+        # readOnlyHint: a reply answered ahead may call it before the turn is committed.
+        assert tools["weather_today"].read_only and not add.read_only
 
         assert await add.invoke('{"a": 2, "b": 40}') == "42"
         assert await tools["weather_today"].invoke({"city": "Paris"}) == "Sunny in Paris"

@@ -203,6 +203,81 @@ async def test_a_held_reply_runs_its_tools_only_once_the_turn_is_committed() -> 
     await rig.session.close()
 
 
+async def test_a_held_reply_runs_read_only_tools_ahead_and_answers_from_them() -> None:
+    ran_at: list[float] = []
+
+    @function_tool(description="Get the current weather for a location", read_only=True)
+    async def get_weather(location: str) -> str:
+        ran_at.append(time.perf_counter())
+        return f"It is sunny in {location}."
+
+    agent = Agent("You are a test agent.", tools=[get_weather])
+    rig = await make_rig(
+        ["what is the weather in paris"],
+        [Reply(tool_calls=[tool_call("get_weather", location="Paris")]), "Sunny in Paris."],
+        agent=agent,
+    )
+    await rig.connection.push_speech(0.5, realtime=True)
+    await rig.connection.push_silence(1.0, realtime=True)
+    await rig.until(lambda: bool(rig.of(AgentTurnEnded)))
+
+    committed = rig.first(UserTurnEnded)
+    # The tool ran and the answer round started before the commit ...
+    assert len(ran_at) == 1 and ran_at[0] < committed
+    assert len(rig.llm.asked_at) == 2 and rig.llm.asked_at[1] < committed
+    answer_ctx = [(m.role, m.content) for m in rig.llm.calls[1].ctx if m.role != "system"]
+    assert answer_ctx[0] == ("user", "what is the weather in paris")
+    assert answer_ctx[-1] == ("tool", "It is sunny in Paris.")
+    # ... but its event and its history came with the commit, in a real turn's order.
+    (called,) = rig.of(ToolCalled)
+    called_at = next(at for at, e in rig.events if e is called)
+    assert called_at > committed and called_at > rig.first(AgentTurnStarted)
+    assert rig.first_audio > committed
+    assert [(m.role, m.content) for m in rig.session.chat_ctx if m.role != "system"] == [
+        ("user", "what is the weather in paris"),
+        ("assistant", ""),
+        ("tool", "It is sunny in Paris."),
+        ("assistant", "Sunny in Paris."),
+    ]
+    (metrics,) = [e.metrics for e in rig.of(TurnMetricsReady)]
+    assert metrics.tool_calls == 1
+    await rig.session.close()
+
+
+async def test_a_read_only_round_ahead_for_words_the_user_continued_leaves_no_trace() -> None:
+    @function_tool(description="Get the current weather for a location", read_only=True)
+    async def get_weather(location: str) -> str:
+        return f"It is sunny in {location}."
+
+    agent = Agent("You are a test agent.", tools=[get_weather])
+    rig = await make_rig(
+        ["what is the weather", "in rome please"],
+        [
+            Reply(tool_calls=[tool_call("get_weather", location="Lima")]),
+            Reply("An answer about Lima nobody should hear. " * 5),
+            "Sunny in Rome.",
+        ],
+        agent=agent,
+        tokens_per_second=20,  # the answer round is still streaming when the user goes on
+    )
+    await rig.connection.push_speech(0.5, realtime=True)
+    await rig.connection.push_silence(0.25, realtime=True)
+    await rig.until(lambda: len(rig.llm.calls) == 2)
+    await rig.connection.push_speech(0.5, realtime=True)
+    await rig.connection.push_silence(1.0, realtime=True)
+    await rig.until(lambda: bool(rig.of(AgentTurnEnded)))
+    await rig.until(lambda: rig.session.state == "listening")
+
+    assert rig.llm.calls[1].cancelled
+    assert rig.of(ToolCalled) == []  # the call ahead was for words that were not the turn
+    assert rig.history() == [
+        ("user", "what is the weather in rome please"),
+        ("assistant", "Sunny in Rome."),
+    ]
+    assert all("Lima" not in text for text in (e.text for e in rig.of(Transcript)))
+    await rig.session.close()
+
+
 async def test_a_flow_with_its_own_turn_start_hook_is_never_answered_ahead() -> None:
     started: list[str] = []
 

@@ -193,6 +193,7 @@ class MCPServer(ABC):
             description=tool.description or tool.title or "",
             parameters=tool.input_schema,
             timeout=self.timeout,
+            read_only=bool(tool.annotations and tool.annotations.read_only_hint),
         )
 
     def _require_session(self) -> mcp.ClientSession:

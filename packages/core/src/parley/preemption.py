@@ -9,9 +9,11 @@ exists: the models' time overlaps the wait for the end of the turn. When the use
 again, or the committed words differ, it is dropped (its streams cancelled) and leaves no
 trace.
 
-A held reply runs no tool (it waits for the release first: tools act on the world) and no
-`on_turn_start` (a flow that overrides that hook is never answered ahead: the hook is promised
-a finished turn). Nothing is preempted while the agent speaks or has speech queued.
+A held reply runs only read-only tools (`function_tool(read_only=True)`, MCP's
+``readOnlyHint``): their calls and results enter the history, and their events go out, when it
+is released; a call to any other tool waits for the release (tools act on the world). It runs
+no `on_turn_start` (a flow that overrides that hook is never answered ahead: the hook is
+promised a finished turn). Nothing is preempted while the agent speaks or has speech queued.
 """
 
 from __future__ import annotations

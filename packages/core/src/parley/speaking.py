@@ -12,8 +12,14 @@ from typing import Any, Protocol, TypeVar
 
 from opentelemetry.trace import INVALID_SPAN
 
-from parley.chat import ChatMessage, ToolCall
-from parley.events import AgentTurnEnded, AgentTurnStarted, SessionState, Transcript
+from parley.chat import ChatContext, ChatMessage, ToolCall
+from parley.events import (
+    AgentTurnEnded,
+    AgentTurnStarted,
+    SessionEvent,
+    SessionState,
+    Transcript,
+)
 from parley.heard import SpeakingRate, SpokenPiece, heard_text
 from parley.host import RunnerHost
 from parley.logs import turn_context
@@ -106,6 +112,10 @@ class Utterance:
     trace: TurnTrace | None = None  # the turn's spans, when the session is traced
     # A preemptive reply (`parley.preemption`): produced, but silent and unannounced until set.
     released: asyncio.Event | None = None
+    # Its rounds of read-only tool calls, run before the release: they enter the history and
+    # their events go out when it is released.
+    ahead: list[ChatMessage] = field(default_factory=list)
+    ahead_events: list[SessionEvent] = field(default_factory=list)
 
     @property
     def held(self) -> bool:
@@ -162,6 +172,16 @@ class Speaker:
             self._announce(speech)
             assert speech.released is not None
             speech.released.set()
+            self._commit_ahead(speech)
+
+    def _commit_ahead(self, speech: Utterance) -> None:
+        """A released reply's tool rounds run ahead: into the history, their events out."""
+        for message in speech.ahead:
+            self.host.chat_ctx.add_message(message)
+        for event in speech.ahead_events:
+            self.host.emit(event)
+        speech.ahead.clear()
+        speech.ahead_events.clear()
 
     def discard(self, speech: Utterance) -> None:
         """Drop a held utterance without a trace: no event, no history, nothing was played."""
@@ -401,6 +421,8 @@ class Speaker:
             ctx = host.chat_ctx.copy()
             if speech.held:
                 ctx.add("user", user_text)  # the history gets it when the turn is committed
+                for message in speech.ahead:
+                    ctx.add_message(message)
             if instructions:
                 ctx.add("system", instructions)
             if settings.max_history:
@@ -434,11 +456,14 @@ class Speaker:
                 queued += 1
             if not calls:
                 return
+            rounds += 1
+            speech.final_round_start = len(speech.pieces) + queue.qsize()
+            if speech.held and self._all_read_only(calls):
+                await self._tool_round_ahead(speech, text, calls)
+                continue
             if speech.released is not None:
                 await speech.released.wait()  # tools act on the world: only for a real turn
-            rounds += 1
             host.chat_ctx.add_message(ChatMessage("assistant", text, tool_calls=list(calls)))
-            speech.final_round_start = len(speech.pieces) + queue.qsize()
             await run_tool_calls(
                 host,
                 calls,
@@ -447,6 +472,29 @@ class Speaker:
                 history=host.chat_ctx,
                 span=speech.trace.span if speech.trace is not None else None,
             )
+
+    def _all_read_only(self, calls: list[ToolCall]) -> bool:
+        tools = {tool.name: tool for tool in self.host.tools()}
+        return all(call.name in tools and tools[call.name].read_only for call in calls)
+
+    async def _tool_round_ahead(self, speech: Utterance, text: str, calls: list[ToolCall]) -> None:
+        """A held reply's round of read-only calls, run now: the answer to their results can
+        be ready when the turn is committed. History and events wait for the release."""
+        round_ = ChatContext([ChatMessage("assistant", text, tool_calls=list(calls))])
+        events: list[SessionEvent] = []
+        await run_tool_calls(
+            self.host,
+            calls,
+            self.settings.tool_options,
+            turn=speech.turn,
+            history=round_,
+            span=speech.trace.span if speech.trace is not None else None,
+            emit=events.append,
+        )
+        speech.ahead.extend(round_)
+        speech.ahead_events.extend(events)
+        if not speech.held:  # released while the tools ran
+            self._commit_ahead(speech)
 
     async def _llm_stream(
         self, stream: AsyncIterator[Any], turn: TurnMetrics, trace: TurnTrace | None

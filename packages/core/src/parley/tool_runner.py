@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from opentelemetry.trace import Span
 
 from parley.chat import ChatContext, ToolCall
-from parley.events import ToolCalled
+from parley.events import SessionEvent, ToolCalled
 from parley.host import RunnerHost
 from parley.metrics import TurnMetrics
 from parley.policy import ToolOptions
@@ -36,13 +36,17 @@ async def run_tool_calls(
     turn: TurnMetrics | None = None,
     history: ChatContext | None = None,
     span: Span | None = None,
+    emit: Callable[[SessionEvent], None] | None = None,
 ) -> list[str]:
     """Run ``calls`` in parallel and return their result texts, in order.
 
     With ``history`` every call gets a ``tool`` message there, also when the round is
     cancelled mid-flight: providers reject a history with an unanswered call. Each call is
-    a ``parley.tool`` span under ``span`` (the turn's; default: the session's).
+    a ``parley.tool`` span under ``span`` (the turn's; default: the session's). ``emit``
+    takes the `ToolCalled` events (default: the session's bus; a reply answered ahead holds
+    them until its turn is committed).
     """
+    announce = emit if emit is not None else host.emit
     registry = {tool.name: tool for tool in host.tools()}
     results: dict[str, str] = {}
     parent = span if span is not None else session_span(host)
@@ -82,7 +86,7 @@ async def run_tool_calls(
         host.metrics.tool_calls += 1
         if turn is not None:
             turn.tool_calls += 1
-        host.emit(
+        announce(
             ToolCalled(call.name, call.arguments, result, error, time.perf_counter() - started)
         )
 

@@ -75,6 +75,10 @@ class FunctionTool:
     ``timeout`` (seconds) passes, the call fails with `ToolError` (a thread cannot be stopped
     and finishes in the background).
 
+    ``read_only``: calling the tool changes nothing in the world (a lookup, like MCP's
+    ``readOnlyHint``), so a reply answered ahead of the end of the turn may call it before
+    the turn is committed (`parley.preemption`); other tools wait for the commit.
+
     A function whose first parameter is ``self`` is a method (``is_method``): the schema
     leaves ``self`` out, and the tool is used through `bind` (reading it from an instance
     binds it, as for any method).
@@ -85,6 +89,7 @@ class FunctionTool:
     parameters: dict[str, Any]  # JSON schema of the arguments object
     fn: Callable[..., Any]
     timeout: float | None
+    read_only: bool
     is_method: bool  # declared on a class, not yet bound to an instance
 
     def __init__(
@@ -95,6 +100,7 @@ class FunctionTool:
         description: str | None = None,
         timeout: float | None = None,
         parameters: Mapping[str, Any] | None = None,
+        read_only: bool = False,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"a tool needs a function, got {fn!r}")
@@ -110,6 +116,7 @@ class FunctionTool:
         self.fn = fn
         self.name = tool_name
         self.timeout = timeout
+        self.read_only = read_only
         self.is_method = parameters is None and _takes_self(fn)
         self._is_async = _is_async_callable(fn)
         self._model: type[BaseModel] | None = None
@@ -248,6 +255,7 @@ def function_tool(
     name: str | None = None,
     description: str | None = None,
     timeout: float | None = None,
+    read_only: bool = False,
 ) -> FunctionTool: ...
 
 
@@ -258,6 +266,7 @@ def function_tool(
     name: str | None = None,
     description: str | None = None,
     timeout: float | None = None,
+    read_only: bool = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -267,16 +276,21 @@ def function_tool(
     name: str | None = None,
     description: str | None = None,
     timeout: float | None = None,
+    read_only: bool = False,
 ) -> Any:
     """Make a tool: ``function_tool(fn)``, ``@function_tool`` or ``@function_tool(name=...)``.
 
     On a method of an `Agent` subclass it declares a tool of every instance of that class.
     """
     if fn is not None:
-        return FunctionTool(fn, name=name, description=description, timeout=timeout)
+        return FunctionTool(
+            fn, name=name, description=description, timeout=timeout, read_only=read_only
+        )
 
     def decorator(func: Callable[..., Any]) -> FunctionTool:
-        return FunctionTool(func, name=name, description=description, timeout=timeout)
+        return FunctionTool(
+            func, name=name, description=description, timeout=timeout, read_only=read_only
+        )
 
     return decorator
 
