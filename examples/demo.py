@@ -41,23 +41,26 @@ INSTRUCTIONS = "You are a friendly voice assistant. Answer in one or two short s
 GREETING = "Hello! Ask me about the weather anywhere in the world."
 
 
-@function_tool(description="Get the current weather for a location")
+# read_only: a lookup that changes nothing, so a reply started before the end of the turn may
+# call it then (`parley.preemption`); the answer is ready when the turn is committed.
+@function_tool(description="Get the current weather for a location", read_only=True)
 async def get_weather(location: str) -> str:
     # A fixed, recognizable phrase: the tests check that the spoken answer comes from here.
     return f"It is sunny and 22 degrees in {location}."
 
 
 # Turn-taking for this demo (a user-level choice, measured with bench/voice_to_voice.py and
-# bench/browser_voice_to_voice.py). Whisper starts transcribing while the VAD waits out its
-# 0.32 s of silence, so once the VAD says the user stopped the transcript is already there: no
-# extra endpointing wait is needed (the user has then been quiet for ~0.45 s). Answering ahead
-# (`preemptive_reply`) gains nothing here: Whisper's early transcript comes only just before
-# the VAD's end, and llama.cpp has read the words already (primed); measured in both benches,
-# with and without it, the medians agree within 20-35 ms.
-TURN_OPTIONS = TurnOptions(min_endpointing_delay=0.0)
-# SmolLM2 writes its whole first sentence before Piper can start; speaking the first five
-# words as their own piece starts the answer ~0.1 s sooner, at the cost of a phrase break.
-FIRST_PIECE_WORDS = 5
+# bench/browser_voice_to_voice.py). Whisper starts transcribing as soon as the user's audio
+# goes quiet (`VADOptions.pause_below_peak_db`), while the VAD waits out its 0.32 s of silence,
+# and the reply starts on that transcript (`preemptive_reply`): the LLM answers, a read-only
+# tool runs and Piper renders the first words during the wait, and all of it is played once
+# the VAD confirms the end of the turn (dropped, unheard, if the user goes on). So no extra
+# endpointing wait: the user has then been quiet for ~0.45 s.
+TURN_OPTIONS = TurnOptions(min_endpointing_delay=0.0, preemptive_reply=True)
+# SmolLM2 writes its whole first sentence before Piper can start; speaking the first three
+# words as their own piece starts the answer sooner (browser p50 0.84 -> 0.79 s), at the cost
+# of a phrase break after them.
+FIRST_PIECE_WORDS = 3
 
 # Cloud LLMs chosen automatically when their key is set and their plugin is installed.
 CLOUD_LLMS: tuple[tuple[tuple[str, ...], str, str], ...] = (
