@@ -39,7 +39,7 @@ class LaggingVADStream(ProbabilityVADStream):
         self._since_loud = float("inf")
 
     def probability(self, window: npt.NDArray[np.float32]) -> float:
-        loud = float(np.sqrt(np.mean(np.square(window)))) > 0.01
+        loud = float(np.sqrt(np.mean(np.square(window)))) > 0.001  # hears "soft" tone too
         self._since_loud = 0.0 if loud else self._since_loud + self._window_seconds
         return 1.0 if self._since_loud <= self.TAIL else 0.0
 
@@ -94,11 +94,11 @@ class GatedSTT(RecordingSTT):
 
 
 def signal(layout: list[tuple[str, float]], rate: int = RATE) -> npt.NDArray[np.float32]:
-    """``("tone" | "silence", seconds)`` pieces joined into one float32 signal."""
+    """``("tone" | "soft" | "silence", seconds)`` pieces joined into one float32 signal."""
     parts = []
     for kind, seconds in layout:
         t = np.arange(round(seconds * rate)) / rate
-        level = TONE_LEVEL if kind == "tone" else 0.0
+        level = {"tone": TONE_LEVEL, "soft": TONE_LEVEL / 100}.get(kind, 0.0)  # soft: -40 dB
         parts.append((level * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
     return np.concatenate(parts)
 
@@ -189,6 +189,17 @@ async def test_a_quiet_window_starts_the_guess_before_the_probability_falls(
         assert 1.8 <= end < 1.8 + 0.07
     else:  # by probability only: after the model's tail
         assert end >= 1.8 + LaggingVADStream.TAIL
+
+
+async def test_soft_speech_after_loud_speech_is_not_taken_for_a_pause() -> None:
+    batch = RecordingSTT()
+    stt = VADSegmentedSTT(batch, LaggingVAD(VADOptions(pause_below_peak_db=30.0)))
+    layout = [("silence", 1.0), ("tone", 0.8), ("soft", 0.6), ("silence", 1.0)]
+    events = await run(stt, signal(layout))
+    assert [e.type for e in events] == ["speech_started", "final"]
+    final = batch.segments[-1]
+    # The guess made when the loud part ended was dropped: the final holds the soft part too.
+    assert final.timestamp + final.duration >= 1.8 + 0.6
 
 
 async def test_a_pause_inside_speech_drops_the_guess() -> None:

@@ -36,7 +36,9 @@ class VADOptions:
     of the segment so far counts as a pause (`VADStream.pausing`) at once, while the model's
     probability is still high: Silero's stays above ``deactivation`` for ~0.1 s after the last
     sound, and a recognizer that starts on the pause (`VADSegmentedSTT`) can start that much
-    sooner. It only moves that hint; speech still ends by probability. None: probability only.
+    sooner (a pause inside a sentence then costs it one wasted decode). Quiet that the model
+    still calls speech after 0.25 s is soft speech, not a pause. It only moves that hint;
+    speech still ends by probability. None: probability only.
     """
 
     activation: float = 0.5
@@ -45,6 +47,11 @@ class VADOptions:
     min_silence: float = 0.32
     pause_below_peak_db: float | None = 30.0
 
+
+# How long a speech model's probability may stay high after the sound stops (Silero v5:
+# 0.06-0.16 s on Piper speech, bench/vad_end.py); quiet that it calls speech for longer is
+# soft speech.
+_MODEL_TAIL = 0.25
 
 VADEventType = Literal["speech_started", "speech_ended"]
 
@@ -104,6 +111,7 @@ class ProbabilityVADStream(VADStream):
         self._speaking = False
         self._run = 0.0  # seconds the current candidate state has held
         self._quiet = False  # the latest window was a pause by its energy
+        self._quiet_voiced = 0.0  # seconds of such quiet the model still called speech
         self._peak_power = 0.0  # the segment's loudest window (mean square)
         self._segment_start = 0.0
         self._clock = 0.0
@@ -141,7 +149,7 @@ class ProbabilityVADStream(VADStream):
         self._clock += self._window
         opts = self.options
         if opts.pause_below_peak_db is not None:
-            self._track_energy(window, opts.pause_below_peak_db)
+            self._track_energy(window, p, opts.pause_below_peak_db)
         if not self._speaking:
             if p >= opts.activation:
                 if self._run == 0.0:
@@ -164,7 +172,7 @@ class ProbabilityVADStream(VADStream):
             self._run = 0.0
         return None
 
-    def _track_energy(self, window: npt.NDArray[Any], below_peak_db: float) -> None:
+    def _track_energy(self, window: npt.NDArray[Any], p: float, below_peak_db: float) -> None:
         power = float(np.dot(window, window)) / len(window)
         if not self._speaking:
             # The peak starts with the speech that starts a segment (onset windows included).
@@ -172,9 +180,15 @@ class ProbabilityVADStream(VADStream):
             self._quiet = False
             return
         self._peak_power = max(self._peak_power, power)
-        self._quiet = power < self._peak_power * 10 ** (-below_peak_db / 10)
+        quiet = power < self._peak_power * 10 ** (-below_peak_db / 10)
+        voiced = quiet and p >= self.options.deactivation
+        self._quiet_voiced = self._quiet_voiced + self._window if voiced else 0.0
+        # Quiet that the model calls speech for longer than its tail is soft speech, not a
+        # pause: the pause is then left to the probability (a guess made on it is dropped).
+        self._quiet = quiet and self._quiet_voiced <= _MODEL_TAIL
 
     def reset(self) -> None:
         self._speaking = False
         self._quiet = False
+        self._quiet_voiced = 0.0
         self._run = 0.0
