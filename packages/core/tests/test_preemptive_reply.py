@@ -244,6 +244,35 @@ async def test_a_held_reply_runs_read_only_tools_ahead_and_answers_from_them() -
     await rig.session.close()
 
 
+async def test_a_read_only_tool_still_running_at_the_commit_joins_the_history_after_it() -> None:
+    @function_tool(description="Get the current weather for a location", read_only=True)
+    async def get_weather(location: str) -> str:
+        await asyncio.sleep(0.8)  # outlasts the wait for the end of the turn
+        return f"It is sunny in {location}."
+
+    agent = Agent("You are a test agent.", tools=[get_weather])
+    rig = await make_rig(
+        ["what is the weather in paris"],
+        [Reply(tool_calls=[tool_call("get_weather", location="Paris")]), "Sunny in Paris."],
+        agent=agent,
+    )
+    await rig.connection.push_speech(0.5, realtime=True)
+    await rig.connection.push_silence(1.5, realtime=True)
+    await rig.until(lambda: bool(rig.of(AgentTurnEnded)))
+
+    (called,) = rig.of(ToolCalled)
+    called_at = next(at for at, e in rig.events if e is called)
+    assert rig.llm.asked_at[1] > rig.first(UserTurnEnded)  # the answer round came after
+    assert called_at < rig.llm.asked_at[1]
+    assert [(m.role, m.content) for m in rig.session.chat_ctx if m.role != "system"] == [
+        ("user", "what is the weather in paris"),
+        ("assistant", ""),
+        ("tool", "It is sunny in Paris."),
+        ("assistant", "Sunny in Paris."),
+    ]
+    await rig.session.close()
+
+
 async def test_a_read_only_round_ahead_for_words_the_user_continued_leaves_no_trace() -> None:
     @function_tool(description="Get the current weather for a location", read_only=True)
     async def get_weather(location: str) -> str:
