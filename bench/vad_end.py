@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from _common import header  # noqa: E402
+from browser_voice_to_voice import QUESTIONS  # noqa: E402  (what the browser bench asks)
 from parley.frames import AudioFrame  # noqa: E402
 from parley.vad import VADOptions  # noqa: E402
 from parley_piper.tts import PiperTTS  # noqa: E402
@@ -39,18 +40,6 @@ from parley_silero import SileroVAD  # noqa: E402
 # Imported after sys.path is set: tests/ is not a package.
 from spoken_audio import speech_bounds, spoken_question  # type: ignore[import-not-found]  # noqa: E402
 
-QUESTIONS = (
-    "What is the weather in London?",
-    "Tell me a short joke.",
-    "What is the capital of Italy?",
-    "How warm is it in Tokyo today?",
-    "Who wrote Romeo and Juliet?",
-    "What is the weather like in Madrid?",
-    "How many legs does a spider have?",
-    "Do I need an umbrella in Dublin?",
-    "What should I cook for dinner tonight?",
-    "What is the weather in Berlin?",
-)
 # Pauses inside a sentence that must not end the turn.
 WITH_PAUSES = (
     "Well, I was thinking, maybe, we could go to Paris, what is the weather there?",

@@ -176,50 +176,54 @@ async def test_a_reply_held_for_words_the_user_then_continued_is_dropped_without
     assert not [t for t in left if not t.done()]
 
 
-async def test_a_held_reply_runs_its_tools_only_once_the_turn_is_committed() -> None:
-    ran_at: list[float] = []
+PARIS_CALL = [Reply(tool_calls=[tool_call("get_weather", location="Paris")]), "Sunny in Paris."]
+WEATHER_TURN = [
+    ("user", "what is the weather in paris"),
+    ("assistant", ""),
+    ("tool", "It is sunny in Paris."),
+    ("assistant", "Sunny in Paris."),
+]
 
-    @function_tool(description="Get the current weather for a location")
+
+def weather_agent(ran_at: list[float], *, read_only: bool, takes: float = 0.0) -> Agent:
+    """An agent with a weather tool that notes when it ran and takes ``takes`` seconds."""
+
+    @function_tool(description="Get the current weather for a location", read_only=read_only)
     async def get_weather(location: str) -> str:
         ran_at.append(time.perf_counter())
+        await asyncio.sleep(takes)
         return f"It is sunny in {location}."
 
-    agent = Agent("You are a test agent.", tools=[get_weather])
-    rig = await make_rig(
-        ["what is the weather in paris"],
-        [Reply(tool_calls=[tool_call("get_weather", location="Paris")]), "Sunny in Paris."],
-        agent=agent,
-    )
+    return Agent("You are a test agent.", tools=[get_weather])
+
+
+async def ask_the_weather(agent: Agent, *, silence: float = 1.0) -> Rig:
+    rig = await make_rig(["what is the weather in paris"], list(PARIS_CALL), agent=agent)
     await rig.connection.push_speech(0.5, realtime=True)
-    await rig.connection.push_silence(1.0, realtime=True)
+    await rig.connection.push_silence(silence, realtime=True)
     await rig.until(lambda: bool(rig.of(AgentTurnEnded)))
+    return rig
+
+
+def history(rig: Rig) -> list[tuple[str, str]]:
+    return [(m.role, m.content) for m in rig.session.chat_ctx if m.role != "system"]
+
+
+async def test_a_held_reply_runs_its_tools_only_once_the_turn_is_committed() -> None:
+    ran_at: list[float] = []
+    rig = await ask_the_weather(weather_agent(ran_at, read_only=False))
 
     committed = rig.first(UserTurnEnded)
     assert rig.llm.asked_at[0] < committed
     assert len(ran_at) == 1 and ran_at[0] > committed
     assert len(rig.of(ToolCalled)) == 1
-    roles = [m.role for m in rig.session.chat_ctx if m.role != "system"]
-    assert roles == ["user", "assistant", "tool", "assistant"]
+    assert history(rig) == WEATHER_TURN
     await rig.session.close()
 
 
 async def test_a_held_reply_runs_read_only_tools_ahead_and_answers_from_them() -> None:
     ran_at: list[float] = []
-
-    @function_tool(description="Get the current weather for a location", read_only=True)
-    async def get_weather(location: str) -> str:
-        ran_at.append(time.perf_counter())
-        return f"It is sunny in {location}."
-
-    agent = Agent("You are a test agent.", tools=[get_weather])
-    rig = await make_rig(
-        ["what is the weather in paris"],
-        [Reply(tool_calls=[tool_call("get_weather", location="Paris")]), "Sunny in Paris."],
-        agent=agent,
-    )
-    await rig.connection.push_speech(0.5, realtime=True)
-    await rig.connection.push_silence(1.0, realtime=True)
-    await rig.until(lambda: bool(rig.of(AgentTurnEnded)))
+    rig = await ask_the_weather(weather_agent(ran_at, read_only=True))
 
     committed = rig.first(UserTurnEnded)
     # The tool ran and the answer round started before the commit ...
@@ -233,52 +237,26 @@ async def test_a_held_reply_runs_read_only_tools_ahead_and_answers_from_them() -
     called_at = next(at for at, e in rig.events if e is called)
     assert called_at > committed and called_at > rig.first(AgentTurnStarted)
     assert rig.first_audio > committed
-    assert [(m.role, m.content) for m in rig.session.chat_ctx if m.role != "system"] == [
-        ("user", "what is the weather in paris"),
-        ("assistant", ""),
-        ("tool", "It is sunny in Paris."),
-        ("assistant", "Sunny in Paris."),
-    ]
+    assert history(rig) == WEATHER_TURN
     (metrics,) = [e.metrics for e in rig.of(TurnMetricsReady)]
     assert metrics.tool_calls == 1
     await rig.session.close()
 
 
 async def test_a_read_only_tool_still_running_at_the_commit_joins_the_history_after_it() -> None:
-    @function_tool(description="Get the current weather for a location", read_only=True)
-    async def get_weather(location: str) -> str:
-        await asyncio.sleep(0.8)  # outlasts the wait for the end of the turn
-        return f"It is sunny in {location}."
-
-    agent = Agent("You are a test agent.", tools=[get_weather])
-    rig = await make_rig(
-        ["what is the weather in paris"],
-        [Reply(tool_calls=[tool_call("get_weather", location="Paris")]), "Sunny in Paris."],
-        agent=agent,
-    )
-    await rig.connection.push_speech(0.5, realtime=True)
-    await rig.connection.push_silence(1.5, realtime=True)
-    await rig.until(lambda: bool(rig.of(AgentTurnEnded)))
+    ran_at: list[float] = []
+    # The tool outlasts the wait for the end of the turn.
+    rig = await ask_the_weather(weather_agent(ran_at, read_only=True, takes=0.8), silence=1.5)
 
     (called,) = rig.of(ToolCalled)
     called_at = next(at for at, e in rig.events if e is called)
-    assert rig.llm.asked_at[1] > rig.first(UserTurnEnded)  # the answer round came after
+    assert ran_at[0] < rig.first(UserTurnEnded) < rig.llm.asked_at[1]  # answered after it
     assert called_at < rig.llm.asked_at[1]
-    assert [(m.role, m.content) for m in rig.session.chat_ctx if m.role != "system"] == [
-        ("user", "what is the weather in paris"),
-        ("assistant", ""),
-        ("tool", "It is sunny in Paris."),
-        ("assistant", "Sunny in Paris."),
-    ]
+    assert history(rig) == WEATHER_TURN
     await rig.session.close()
 
 
 async def test_a_read_only_round_ahead_for_words_the_user_continued_leaves_no_trace() -> None:
-    @function_tool(description="Get the current weather for a location", read_only=True)
-    async def get_weather(location: str) -> str:
-        return f"It is sunny in {location}."
-
-    agent = Agent("You are a test agent.", tools=[get_weather])
     rig = await make_rig(
         ["what is the weather", "in rome please"],
         [
@@ -286,7 +264,7 @@ async def test_a_read_only_round_ahead_for_words_the_user_continued_leaves_no_tr
             Reply("An answer about Lima nobody should hear. " * 5),
             "Sunny in Rome.",
         ],
-        agent=agent,
+        agent=weather_agent([], read_only=True),
         tokens_per_second=20,  # the answer round is still streaming when the user goes on
     )
     await rig.connection.push_speech(0.5, realtime=True)
