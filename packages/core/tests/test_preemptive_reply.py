@@ -19,6 +19,7 @@ from parley.edge import Call
 from parley.events import (
     AgentTurnEnded,
     AgentTurnStarted,
+    ErrorOccurred,
     SessionEvent,
     StateChanged,
     ToolCalled,
@@ -185,13 +186,17 @@ WEATHER_TURN = [
 ]
 
 
-def weather_agent(ran_at: list[float], *, read_only: bool, takes: float = 0.0) -> Agent:
+def weather_agent(
+    ran_at: list[float], *, read_only: bool, takes: float = 0.0, fails: bool = False
+) -> Agent:
     """An agent with a weather tool that notes when it ran and takes ``takes`` seconds."""
 
     @function_tool(description="Get the current weather for a location", read_only=read_only)
     async def get_weather(location: str) -> str:
         ran_at.append(time.perf_counter())
         await asyncio.sleep(takes)
+        if fails:
+            raise RuntimeError("the weather service is down")
         return f"It is sunny in {location}."
 
     return Agent("You are a test agent.", tools=[get_weather])
@@ -257,6 +262,7 @@ async def test_a_read_only_tool_still_running_at_the_commit_joins_the_history_af
 
 
 async def test_a_read_only_round_ahead_for_words_the_user_continued_leaves_no_trace() -> None:
+    ran_at: list[float] = []
     rig = await make_rig(
         ["what is the weather", "in rome please"],
         [
@@ -264,7 +270,7 @@ async def test_a_read_only_round_ahead_for_words_the_user_continued_leaves_no_tr
             Reply("An answer about Lima nobody should hear. " * 5),
             "Sunny in Rome.",
         ],
-        agent=weather_agent([], read_only=True),
+        agent=weather_agent(ran_at, read_only=True, fails=True),
         tokens_per_second=20,  # the answer round is still streaming when the user goes on
     )
     await rig.connection.push_speech(0.5, realtime=True)
@@ -276,7 +282,9 @@ async def test_a_read_only_round_ahead_for_words_the_user_continued_leaves_no_tr
     await rig.until(lambda: rig.session.state == "listening")
 
     assert rig.llm.calls[1].cancelled
-    assert rig.of(ToolCalled) == []  # the call ahead was for words that were not the turn
+    # The call ahead ran, and failed, for words that were not the turn: nobody is told.
+    assert len(ran_at) == 1
+    assert rig.of(ToolCalled) == [] and rig.of(ErrorOccurred) == []
     assert rig.history() == [
         ("user", "what is the weather in rome please"),
         ("assistant", "Sunny in Rome."),

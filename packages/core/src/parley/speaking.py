@@ -98,6 +98,25 @@ class CascadingSettings(Protocol):
     def first_piece_words(self) -> int | None: ...
 
 
+class HeldReports:
+    """What a held reply's tool rounds would have told the session (`ToolCalled` events,
+    error reports), told when it is released; never, if it is dropped."""
+
+    def __init__(self) -> None:
+        self._said: list[Callable[[RunnerHost], None]] = []
+
+    def emit(self, event: SessionEvent) -> None:
+        self._said.append(lambda host: host.emit(event))
+
+    def report_error(self, source: str, error: BaseException, recoverable: bool) -> None:
+        self._said.append(lambda host: host.report_error(source, error, recoverable))
+
+    def tell(self, host: RunnerHost) -> None:
+        said, self._said = self._said, []
+        for say in said:
+            say(host)
+
+
 @dataclass(slots=True)
 class Utterance:
     """A scheduled utterance: fixed text (`say`) or an LLM reply."""
@@ -112,10 +131,10 @@ class Utterance:
     trace: TurnTrace | None = None  # the turn's spans, when the session is traced
     # A preemptive reply (`parley.preemption`): produced, but silent and unannounced until set.
     released: asyncio.Event | None = None
-    # Its rounds of read-only tool calls, run before the release: they enter the history and
-    # their events go out when it is released.
+    # Its rounds of read-only tool calls, run before the release: they enter the history, and
+    # their events and error reports go out, when it is released.
     ahead: list[ChatMessage] = field(default_factory=list)
-    ahead_events: list[SessionEvent] = field(default_factory=list)
+    ahead_reports: HeldReports = field(default_factory=HeldReports)
 
     @property
     def held(self) -> bool:
@@ -178,10 +197,8 @@ class Speaker:
         """A released reply's tool rounds run ahead: into the history, their events out."""
         for message in speech.ahead:
             self.host.chat_ctx.add_message(message)
-        for event in speech.ahead_events:
-            self.host.emit(event)
         speech.ahead.clear()
-        speech.ahead_events.clear()
+        speech.ahead_reports.tell(self.host)
 
     def discard(self, speech: Utterance) -> None:
         """Drop a held utterance without a trace: no event, no history, nothing was played."""
@@ -481,7 +498,6 @@ class Speaker:
         """A held reply's round of read-only calls, run now: the answer to their results can
         be ready when the turn is committed. History and events wait for the release."""
         round_ = ChatContext([ChatMessage("assistant", text, tool_calls=list(calls))])
-        events: list[SessionEvent] = []
         await run_tool_calls(
             self.host,
             calls,
@@ -489,10 +505,9 @@ class Speaker:
             turn=speech.turn,
             history=round_,
             span=speech.trace.span if speech.trace is not None else None,
-            emit=events.append,
+            reports=speech.ahead_reports,
         )
         speech.ahead.extend(round_)
-        speech.ahead_events.extend(events)
         if not speech.held:  # released while the tools ran
             self._commit_ahead(speech)
 

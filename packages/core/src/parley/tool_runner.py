@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from opentelemetry.trace import Span
 
@@ -28,6 +29,13 @@ from parley.tracing import end as end_span
 CANCELLED_RESULT = "cancelled: the user interrupted before this finished"
 
 
+class Reports(Protocol):
+    """Where a round's `ToolCalled` events and tool error reports go (a `RunnerHost`)."""
+
+    def emit(self, event: SessionEvent) -> None: ...
+    def report_error(self, source: str, error: BaseException, recoverable: bool) -> None: ...
+
+
 async def run_tool_calls(
     host: RunnerHost,
     calls: Sequence[ToolCall],
@@ -36,17 +44,17 @@ async def run_tool_calls(
     turn: TurnMetrics | None = None,
     history: ChatContext | None = None,
     span: Span | None = None,
-    emit: Callable[[SessionEvent], None] | None = None,
+    reports: Reports | None = None,
 ) -> list[str]:
     """Run ``calls`` in parallel and return their result texts, in order.
 
     With ``history`` every call gets a ``tool`` message there, also when the round is
     cancelled mid-flight: providers reject a history with an unanswered call. Each call is
-    a ``parley.tool`` span under ``span`` (the turn's; default: the session's). ``emit``
-    takes the `ToolCalled` events (default: the session's bus; a reply answered ahead holds
-    them until its turn is committed).
+    a ``parley.tool`` span under ``span`` (the turn's; default: the session's). ``reports``
+    takes the `ToolCalled` events and the error reports (default: the session; a reply
+    answered ahead holds them until its turn is committed).
     """
-    announce = emit if emit is not None else host.emit
+    said: Reports = reports if reports is not None else host
     registry = {tool.name: tool for tool in host.tools()}
     results: dict[str, str] = {}
     parent = span if span is not None else session_span(host)
@@ -79,14 +87,14 @@ async def run_tool_calls(
             result = f"error: {exc}"
             failure = exc
             host.metrics.tool_errors += 1
-            host.report_error("tool", exc, True)
+            said.report_error("tool", exc, True)
         results[call.id] = result
         call_span.set_attribute("parley.tool.error", error)
         end_span(call_span, failure)
         host.metrics.tool_calls += 1
         if turn is not None:
             turn.tool_calls += 1
-        announce(
+        said.emit(
             ToolCalled(call.name, call.arguments, result, error, time.perf_counter() - started)
         )
 
