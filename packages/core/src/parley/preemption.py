@@ -11,9 +11,10 @@ trace.
 
 A held reply runs only read-only tools (`function_tool(read_only=True)`, MCP's
 ``readOnlyHint``): their calls and results enter the history, and their events and error
-reports go out, when it is released (never, if it is dropped); a call to any other tool waits for the release (tools act on the world). It runs
-no `on_turn_start` (a flow that overrides that hook is never answered ahead: the hook is
-promised a finished turn). Nothing is preempted while the agent speaks or has speech queued.
+reports go out, when it is released (never, if it is dropped); a call to any other tool waits
+for the release (tools act on the world). It runs no `on_turn_start` (a flow that overrides
+that hook is never answered ahead: the hook is promised a finished turn). Nothing is preempted
+while the agent speaks or has speech queued.
 """
 
 from __future__ import annotations
