@@ -187,14 +187,20 @@ WEATHER_TURN = [
 
 
 def weather_agent(
-    ran_at: list[float], *, read_only: bool, takes: float = 0.0, fails: bool = False
+    ran_at: list[float],
+    *,
+    read_only: bool,
+    until: asyncio.Event | None = None,
+    fails: bool = False,
 ) -> Agent:
-    """An agent with a weather tool that notes when it ran and takes ``takes`` seconds."""
+    """An agent with a weather tool that notes when it ran and, given ``until``, returns
+    only once that is set."""
 
     @function_tool(description="Get the current weather for a location", read_only=read_only)
     async def get_weather(location: str) -> str:
         ran_at.append(time.perf_counter())
-        await asyncio.sleep(takes)
+        if until is not None:
+            await until.wait()
         if fails:
             raise RuntimeError("the weather service is down")
         return f"It is sunny in {location}."
@@ -202,10 +208,13 @@ def weather_agent(
     return Agent("You are a test agent.", tools=[get_weather])
 
 
-async def ask_the_weather(agent: Agent, *, silence: float = 1.0) -> Rig:
+async def ask_the_weather(agent: Agent, *, committed: asyncio.Event | None = None) -> Rig:
+    """Ask; ``committed`` is set when the user's turn is committed."""
     rig = await make_rig(["what is the weather in paris"], list(PARIS_CALL), agent=agent)
+    if committed is not None:
+        rig.session.events.subscribe(lambda _: committed.set(), UserTurnEnded)
     await rig.connection.push_speech(0.5, realtime=True)
-    await rig.connection.push_silence(silence, realtime=True)
+    await rig.connection.push_silence(1.0, realtime=True)
     await rig.until(lambda: bool(rig.of(AgentTurnEnded)))
     return rig
 
@@ -250,8 +259,9 @@ async def test_a_held_reply_runs_read_only_tools_ahead_and_answers_from_them() -
 
 async def test_a_read_only_tool_still_running_at_the_commit_joins_the_history_after_it() -> None:
     ran_at: list[float] = []
-    # The tool outlasts the wait for the end of the turn.
-    rig = await ask_the_weather(weather_agent(ran_at, read_only=True, takes=0.8), silence=1.5)
+    committed = asyncio.Event()  # the tool outlasts the wait for the end of the turn
+    agent = weather_agent(ran_at, read_only=True, until=committed)
+    rig = await ask_the_weather(agent, committed=committed)
 
     (called,) = rig.of(ToolCalled)
     called_at = next(at for at, e in rig.events if e is called)
