@@ -75,6 +75,17 @@ class Rig:
             while not predicate():
                 await asyncio.sleep(0.005)
 
+    async def go_on_after_a_pause(self, calls_by_then: int) -> None:
+        """Words, a pause that gets them a final (0.2 s of quiet) while the VAD still holds the
+        turn open, ``calls_by_then`` LLM requests, then more words and the end of the turn."""
+        await self.connection.push_speech(0.5, realtime=True)
+        await self.connection.push_silence(0.25, realtime=True)
+        await self.until(lambda: len(self.llm.calls) == calls_by_then)
+        await self.connection.push_speech(0.5, realtime=True)
+        await self.connection.push_silence(1.0, realtime=True)
+        await self.until(lambda: bool(self.of(AgentTurnEnded)))
+        await self.until(lambda: self.session.state == "listening")
+
     @property
     def first_audio(self) -> float:
         return self.connection.audio_output.write_times[0]
@@ -148,14 +159,7 @@ async def test_a_reply_held_for_words_the_user_then_continued_is_dropped_without
         [Reply("A reply nobody should hear. " * 5), "It is sunny in Rome."],
         tokens_per_second=20,  # the first reply is still streaming when the user goes on
     )
-    # The first words get a final (0.2 s of quiet) but the VAD still holds the turn open.
-    await rig.connection.push_speech(0.5, realtime=True)
-    await rig.connection.push_silence(0.25, realtime=True)
-    await rig.until(lambda: len(rig.llm.calls) == 1)
-    await rig.connection.push_speech(0.5, realtime=True)
-    await rig.connection.push_silence(1.0, realtime=True)
-    await rig.until(lambda: bool(rig.of(AgentTurnEnded)))
-    await rig.until(lambda: rig.session.state == "listening")
+    await rig.go_on_after_a_pause(calls_by_then=1)
 
     first, second = rig.llm.calls
     assert first.cancelled and not first.finished
@@ -283,13 +287,7 @@ async def test_a_read_only_round_ahead_for_words_the_user_continued_leaves_no_tr
         agent=weather_agent(ran_at, read_only=True, fails=True),
         tokens_per_second=20,  # the answer round is still streaming when the user goes on
     )
-    await rig.connection.push_speech(0.5, realtime=True)
-    await rig.connection.push_silence(0.25, realtime=True)
-    await rig.until(lambda: len(rig.llm.calls) == 2)
-    await rig.connection.push_speech(0.5, realtime=True)
-    await rig.connection.push_silence(1.0, realtime=True)
-    await rig.until(lambda: bool(rig.of(AgentTurnEnded)))
-    await rig.until(lambda: rig.session.state == "listening")
+    await rig.go_on_after_a_pause(calls_by_then=2)  # the call ahead and its answer round
 
     assert rig.llm.calls[1].cancelled
     # The call ahead ran, and failed, for words that were not the turn: nobody is told.

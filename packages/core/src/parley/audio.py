@@ -36,9 +36,10 @@ class AudioResampler:
         self.channels = channels
         self.format: SampleFormat = format
         self.quality = quality
-        self._stream: Any = None
-        self._input_rate = 0
-        self._timestamp: float | None = None
+        self._stream: Any
+        self._input_rate: int
+        self._timestamp: float | None
+        self.reset()
 
     def push(self, frame: AudioFrame) -> list[AudioFrame]:
         """Convert one frame; returns zero or one output frames (soxr holds back a little)."""

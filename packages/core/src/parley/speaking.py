@@ -98,11 +98,13 @@ class CascadingSettings(Protocol):
     def first_piece_words(self) -> int | None: ...
 
 
-class HeldReports:
-    """What a held reply's tool rounds would have told the session (`ToolCalled` events,
-    error reports), told when it is released; never, if it is dropped."""
+class HeldRounds:
+    """A held reply's rounds of read-only tool calls, run before its release: their messages
+    (call and results) and what they would have told the session (`ToolCalled` events, error
+    reports). Both reach the session when the reply is released; never, if it is dropped."""
 
     def __init__(self) -> None:
+        self.messages: list[ChatMessage] = []
         self._said: list[Callable[[RunnerHost], None]] = []
 
     def emit(self, event: SessionEvent) -> None:
@@ -111,8 +113,12 @@ class HeldReports:
     def report_error(self, source: str, error: BaseException, recoverable: bool) -> None:
         self._said.append(lambda host: host.report_error(source, error, recoverable))
 
-    def tell(self, host: RunnerHost) -> None:
+    def commit(self, host: RunnerHost) -> None:
+        """Into the history and out to the session, once."""
+        messages, self.messages = self.messages, []
         said, self._said = self._said, []
+        for message in messages:
+            host.chat_ctx.add_message(message)
         for say in said:
             say(host)
 
@@ -131,10 +137,7 @@ class Utterance:
     trace: TurnTrace | None = None  # the turn's spans, when the session is traced
     # A preemptive reply (`parley.preemption`): produced, but silent and unannounced until set.
     released: asyncio.Event | None = None
-    # Its rounds of read-only tool calls, run before the release: they enter the history, and
-    # their events and error reports go out, when it is released.
-    ahead: list[ChatMessage] = field(default_factory=list)
-    ahead_reports: HeldReports = field(default_factory=HeldReports)
+    ahead: HeldRounds = field(default_factory=HeldRounds)  # its read-only tool rounds
 
     @property
     def held(self) -> bool:
@@ -191,14 +194,7 @@ class Speaker:
             self._announce(speech)
             assert speech.released is not None
             speech.released.set()
-            self._commit_ahead(speech)
-
-    def _commit_ahead(self, speech: Utterance) -> None:
-        """A released reply's tool rounds run ahead: into the history, their events out."""
-        for message in speech.ahead:
-            self.host.chat_ctx.add_message(message)
-        speech.ahead.clear()
-        speech.ahead_reports.tell(self.host)
+            speech.ahead.commit(self.host)
 
     def discard(self, speech: Utterance) -> None:
         """Drop a held utterance without a trace: no event, no history, nothing was played."""
@@ -438,7 +434,7 @@ class Speaker:
             ctx = host.chat_ctx.copy()
             if speech.held:
                 ctx.add("user", user_text)  # the history gets it when the turn is committed
-                for message in speech.ahead:
+                for message in speech.ahead.messages:
                     ctx.add_message(message)
             if instructions:
                 ctx.add("system", instructions)
@@ -505,11 +501,11 @@ class Speaker:
             turn=speech.turn,
             history=round_,
             span=speech.trace.span if speech.trace is not None else None,
-            reports=speech.ahead_reports,
+            reports=speech.ahead,
         )
-        speech.ahead.extend(round_)
+        speech.ahead.messages.extend(round_)
         if not speech.held:  # released while the tools ran
-            self._commit_ahead(speech)
+            speech.ahead.commit(self.host)
 
     async def _llm_stream(
         self, stream: AsyncIterator[Any], turn: TurnMetrics, trace: TurnTrace | None
