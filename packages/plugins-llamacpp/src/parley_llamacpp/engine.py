@@ -14,9 +14,10 @@ from __future__ import annotations
 import codecs
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,16 @@ from parley_llamacpp.protocol import could_be_tool_call, json_object_complete
 Messages = list[dict[str, str]]
 RESULT_MARK = "\ue000"  # stands for a tool result not known yet (a private-use character)
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s*$")
+STEER_CHOICES = 40
+"""How many of the likeliest tokens a decided call's argument may be steered to."""
 PREFILL_CHUNK = 128
 """Prompt tokens `Engine.prefill` evaluates at a time (a fraction of a second each)."""
 
 logger = logging.getLogger("parley.llamacpp")
+
+LOAD_LOCK = threading.Lock()
+"""Held while a model loads: two loads at once on two threads end the process (seen with
+the router's embedding model loading beside the engine's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +56,32 @@ class Sampling:
     top_p: float = 0.95
     min_p: float = 0.05
     repeat_penalty: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Decided before the reply is generated (`parley_llamacpp.router`): whether it opens
+    with a tool call, and for a call the text the held output must continue with."""
+
+    call: bool
+    force: Callable[[str], str] | None = None
+    said: str = ""  # the user's words, which the call's text arguments are steered to
+
+
+@dataclass(frozen=True, slots=True)
+class Steering:
+    """Keeps a decided call's string argument to the user's words, case and all."""
+
+    tokens: np.ndarray[Any, np.dtype[np.intp]]  # tokens that are runs of letters in the words
+    said: str  # the user's words, as " word word ..." (letters and digits only)
+
+    def keeps(self, held: str) -> bool:
+        """Whether the string ``held`` ends in (if any) still follows the user's words."""
+        before, quote, value = held.rpartition('"')
+        if not quote or before.count('"') % 2:  # not inside a string
+            return True
+        written = " ".join(re.findall(r"\w+", value))
+        return not written or f" {written}" in self.said
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +103,9 @@ class Request:
     # Given the call, the next request's messages with RESULT_MARK for the tool's result: the
     # prompt up to the result is evaluated while the tool runs.
     after_call: Callable[[ToolCall], Messages] | None = None
+    # Starts deciding whether to call a tool, on another thread while the prompt is
+    # evaluated (None: the model's first token decides).
+    route: Callable[[], Future[Route]] | None = None
     submitted: float = 0.0  # time.perf_counter() when the caller asked
 
     @property
@@ -143,6 +179,8 @@ class Engine:
         self._special: (
             tuple[np.ndarray[Any, np.dtype[np.intp]], np.ndarray[Any, np.dtype[np.intp]]] | None
         ) = None
+        # Tokens by their text (letters or digits, a leading space aside), for `_tokens_within`.
+        self._pieces: dict[str, list[int]] | None = None
         self.last_stats: Stats | None = None
         # Set by `close` from another thread: a prompt evaluation under way stops at its
         # next chunk instead of holding the close (and the process's exit) for seconds.
@@ -158,7 +196,8 @@ class Engine:
         if self._llama is not None:
             return self._llama
         try:
-            llama = Llama(model_path=str(self.model_path), **self._settings)
+            with LOAD_LOCK:
+                llama = Llama(model_path=str(self.model_path), **self._settings)
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(
                 f"llama.cpp could not load {str(self.model_path)!r} ({exc}): "
@@ -216,15 +255,24 @@ class Engine:
         submitted = request.submitted or time.perf_counter()
         prompt = self._fit_prompt(llama, request)
         cached = _cached_prefix(llama, prompt)
+        route = self._await_route(llama, prompt, request.route)
         run = _Run(llama, request.sampling, channel)
         run.start(prompt)
         rejected = False
         call = None
         if request.checks_calls:
-            # With plain_only a call is refused at its first visible token, not written out.
-            held = (
-                run.skip_blank() if request.plain_only else run.hold(request.force, request.viable)
-            )
+            plain_only = request.plain_only or (route is not None and not route.call)
+            if plain_only:  # a call is refused at its first visible token, not written out
+                held = run.skip_blank()
+            elif route is not None:  # a call, whatever the model's first token would be
+                brace_ids, _ = self._special_ids(llama)
+                steer = Steering(
+                    self._tokens_within(llama, route.said),
+                    " " + " ".join(re.findall(r"\w+", route.said)),
+                )
+                held = run.hold(route.force, request.viable, opening=brace_ids, steer=steer)
+            else:
+                held = run.hold(request.force, request.viable)
             if request.accept is not None and json_object_complete(held):
                 call = request.accept(held)
             if call is not None:
@@ -259,6 +307,19 @@ class Engine:
             channel.put(Done(usage, stats))
             if call is not None and request.after_call is not None:
                 self._evaluate_ahead(llama, request.after_call(call), request.sampling)
+
+    def _await_route(
+        self, llama: Llama, prompt: list[int], route: Callable[[], Future[Route]] | None
+    ) -> Route | None:
+        """Evaluate the prompt while the route is decided on another thread, then wait for it.
+        At least the last token is evaluated, so the logits are the prompt's."""
+        if route is None:
+            return None
+        decision = route()
+        start = min(_cached_prefix(llama, prompt), len(prompt) - 1)
+        llama.n_tokens = start
+        llama.eval(prompt[start:])
+        return decision.result()
 
     def _fit_prompt(self, llama: Llama, request: Request) -> list[int]:
         """Tokenize, dropping the oldest turns until prompt + max_tokens fits the context."""
@@ -312,6 +373,24 @@ class Engine:
         masked[brace_ids] = -np.inf
         masked[blocked_ids] = -np.inf
         return int(np.argmax(masked))
+
+    def _tokens_within(self, llama: Llama, text: str) -> np.ndarray[Any, np.dtype[np.intp]]:
+        """Tokens whose text is a run of letters or digits in ``text`` (a leading space aside):
+        what a call's argument taken from the user's words is made of."""
+        if self._pieces is None:
+            self._pieces = {}
+            for token in range(llama.n_vocab()):
+                piece = llama.detokenize([token]).decode("utf-8", "replace").lstrip(" ")
+                if piece.isalnum():
+                    self._pieces.setdefault(piece, []).append(token)
+        found = {
+            token
+            for word in re.findall(r"\w+", text)
+            for start in range(len(word))
+            for end in range(start + 1, len(word) + 1)
+            for token in self._pieces.get(word[start:end], ())
+        }
+        return np.array(sorted(found), dtype=np.intp)
 
     def _special_ids(
         self, llama: Llama
@@ -436,13 +515,22 @@ class _Run:
         self,
         force: Callable[[str], str] | None = None,
         viable: Callable[[str], bool] | None = None,
+        *,
+        opening: np.ndarray[Any, np.dtype[np.intp]] | None = None,
+        steer: Steering | None = None,
     ) -> str:
         """Read while the output may still be a JSON tool call; return what was held.
 
         ``force`` names the text a call must continue with; it is skipped over, not generated.
         Reading stops early once ``viable`` says the call would be refused anyway.
+
+        With ``opening`` (the tokens that open a JSON object) the call was decided beforehand:
+        the output starts with the likeliest of them, whatever the model would have said
+        first, and a token that ``viable`` refuses is replaced by the likeliest one it takes,
+        among the model's top choices and the ``steer`` tokens (the model wrote "Egypt" for
+        "Is it hot in Cairo?", and "Athos" for "Athens").
         """
-        held = ""
+        held = self._open(opening) if opening is not None else ""
         while (
             could_be_tool_call(held)
             and not json_object_complete(held)
@@ -451,11 +539,55 @@ class _Run:
             forced = force(held) if force is not None and held.strip() else ""
             if forced and self.force(forced):
                 held += forced
+            before = held
             piece = self.next_piece()
             if piece is None:
                 break
             held += piece
+            if opening is not None and viable is not None and not self._fits(held, viable, steer):
+                held = self._replace_last(before, viable, steer) or held
         return held
+
+    def _fits(self, held: str, viable: Callable[[str], bool], steer: Steering | None) -> bool:
+        """Whether the token just read may stay: ``viable`` and ``steer`` take it."""
+        return viable(held) and (steer is None or steer.keeps(held))
+
+    def _replace_last(
+        self, before: str, viable: Callable[[str], bool], steer: Steering | None
+    ) -> str | None:
+        """Replace the token just read by the likeliest that `_fits`: a ``steer`` token, or
+        one of the `STEER_CHOICES` likeliest that ends the string. The new held text, or None
+        if none fits."""
+        logits = _last_logits(self._llama)  # those the token was sampled from
+        choices = np.argsort(logits)[::-1][:STEER_CHOICES]
+        allowed: set[int] = set()
+        if steer is not None and len(steer.tokens):
+            choices = np.union1d(choices, steer.tokens)
+            allowed = set(steer.tokens.tolist())
+        for token in choices[np.argsort(logits[choices])[::-1]]:
+            text = self._llama.detokenize([int(token)]).decode("utf-8", "replace")
+            if int(token) not in allowed and not text.startswith('"'):
+                continue
+            if not self._fits(before + text, viable, steer):
+                continue
+            self.close()
+            self._decoder.reset()
+            self.start(self._prompt, [*self._tokens[:-1], int(token)])
+            return before + text
+        return None
+
+    def _open(self, opening: np.ndarray[Any, np.dtype[np.intp]]) -> str:
+        """Start the output with the likeliest of the ``opening`` tokens; return its text.
+
+        The prompt must have been evaluated last (its logits are read); `first_logits` keeps
+        them, so a refused call restarts from the model's own choice."""
+        self.first_logits = _last_logits(self._llama)
+        self.first_token_at = time.perf_counter()
+        first = int(opening[np.argmax(self.first_logits[opening])])
+        self.close()
+        self.generated += 1
+        self.start(self._prompt, [first])
+        return self._decoder.decode(self._llama.detokenize([first]))
 
     def send(self, text: str) -> None:
         if text and not self.cancelled and not self._channel.put(Text(text)):

@@ -25,19 +25,23 @@ from parley_llamacpp.engine import (
     Failed,
     ModelLoadError,
     Request,
+    Route,
     Sampling,
     Stats,
     Text,
 )
 from parley_llamacpp.protocol import (
+    PLAIN_EXAMPLES,
     ToolExample,
     ToolSpec,
+    examples_for,
     forced_continuation,
     last_user_text,
     may_be_grounded,
     parse_tool_call,
     render_messages,
 )
+from parley_llamacpp.router import PLAIN_QUESTIONS, Embedder, ExampleRouter
 
 __all__ = ["LlamaCppLLM", "ModelLoadError"]
 
@@ -78,6 +82,9 @@ class LlamaCppLLM(LLM):
     runs every generation one at a time. ``n_threads=1`` keeps generation steady while STT,
     TTS and WebRTC share a small machine. ``tool_examples`` maps a tool name to example
     ``(question, arguments)`` pairs for the few-shot prompt (see `parley_llamacpp.protocol`).
+    ``route_tools=True`` decides whether a question calls a tool, and which, by its nearest
+    example questions instead of the model's first token (`parley_llamacpp.router`): far
+    more accurate with a tiny model, at the cost of a second, embedding-only copy of it.
 
     `prepare` on a context that ends with the user's words starts the reply right away
     (preemptive generation): the engine calls it with the transcript while it waits out the
@@ -103,6 +110,7 @@ class LlamaCppLLM(LLM):
         repeat_penalty: float = 1.0,
         tool_examples: Mapping[str, Sequence[ToolExample]] | None = None,
         history_turns: int | None = None,
+        route_tools: bool = False,
         verbose: bool = False,
     ) -> None:
         super().__init__()
@@ -128,6 +136,10 @@ class LlamaCppLLM(LLM):
             verbose=verbose,
         )
         self._speculation: _Speculation | None = None
+        self._embedder = (
+            Embedder(self.model_path, n_threads=n_threads_batch) if route_tools else None
+        )
+        self._routers: dict[str, ExampleRouter] = {}
 
     @property
     def last_stats(self) -> Stats | None:
@@ -145,6 +157,12 @@ class LlamaCppLLM(LLM):
         evaluates its new tokens. Returns the number of prompt tokens now cached.
         """
         request, _ = self._request(ctx, tools, {})
+        specs = tuple(ToolSpec.of(tool) for tool in tools)
+        if self._embedder is not None and specs:
+            # The examples' embeddings, on the router's thread beside the prompt's evaluation.
+            warm = asyncio.wrap_future(self._embedder.submit(self._router(specs).warm))
+            tokens, _ = await asyncio.gather(self._submit(self._engine.prefill, request), warm)
+            return tokens
         return await self._submit(self._engine.prefill, request)
 
     async def prepare(self, ctx: ChatContext, tools: Sequence[FunctionTool] = ()) -> None:
@@ -163,6 +181,8 @@ class LlamaCppLLM(LLM):
         if speculation is not None:
             await speculation.job
         await asyncio.get_running_loop().run_in_executor(None, self._engine.close)
+        if self._embedder is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._embedder.close)
 
     def _submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Queue work for the model's thread, first discarding a speculative reply (it may be
@@ -230,7 +250,7 @@ class LlamaCppLLM(LLM):
             render_messages, tools=specs, tool_examples=examples, history_turns=self.history_turns
         )
         rendered = draw(snapshot)
-        accept = force = viable = after_call = None
+        accept = force = viable = after_call = route = None
         last = snapshot.last()
         # Small models tend to repeat the call; after a tool result, they must answer.
         plain_only = bool(specs) and last is not None and last.role == "tool"
@@ -240,6 +260,15 @@ class LlamaCppLLM(LLM):
             force = functools.partial(forced_continuation, tools=specs)
             viable = functools.partial(may_be_grounded, tools=specs, user_text=said)
             after_call = functools.partial(_answer_messages, snapshot, render=draw)
+            if self._embedder is not None:
+                route = functools.partial(
+                    self._embedder.submit,
+                    _decide,
+                    self._router(tuple(specs)),
+                    said,
+                    specs,
+                    plain_allowed=tool_choice != "required",
+                )
         request = Request(
             # Rendered once here (it is also the speculation key); again only to drop turns.
             render=lambda skip: rendered if skip == 0 else draw(snapshot, skip=skip),
@@ -249,10 +278,38 @@ class LlamaCppLLM(LLM):
             viable=viable,
             after_call=after_call,
             plain_only=plain_only,
+            route=route,
             submitted=time.perf_counter(),
         )
         messages = tuple(tuple(message.items()) for message in rendered)
         return request, _Key(messages, tuple(specs), sampling)
+
+    def _router(self, specs: tuple[ToolSpec, ...]) -> ExampleRouter:
+        """The router for these tools (kept, with the embeddings of their examples)."""
+        key = repr(specs)  # specs hold dicts: not hashable, but their repr is stable
+        router = self._routers.get(key)
+        if router is None:
+            assert self._embedder is not None
+            examples = {
+                spec.name: [q for q, _ in examples_for(spec, self.tool_examples.get(spec.name))]
+                for spec in specs
+            }
+            asked = {question for questions in examples.values() for question in questions}
+            plain = [q for q, _ in PLAIN_EXAMPLES] + list(PLAIN_QUESTIONS)
+            plain = [question for question in plain if question not in asked]
+            router = self._routers[key] = ExampleRouter(self._embedder.embed, examples, plain)
+        return router
+
+
+def _decide(
+    router: ExampleRouter, text: str, specs: Sequence[ToolSpec], *, plain_allowed: bool
+) -> Route:
+    """The route for ``text`` (on the router's thread): a call of one tool, or plain words."""
+    name = router.route(text, plain_allowed=plain_allowed)
+    spec = next((spec for spec in specs if spec.name == name), None)
+    if spec is None:
+        return Route(call=False)
+    return Route(call=True, force=functools.partial(forced_continuation, tools=[spec]), said=text)
 
 
 def _answer_messages(

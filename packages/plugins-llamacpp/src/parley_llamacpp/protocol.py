@@ -122,7 +122,9 @@ def few_shot_messages(
             if round_ < len(examples):
                 question, arguments = examples[round_]
                 calls.append((question, tool, arguments))
-    plain = list(PLAIN_EXAMPLES)
+    # A plain answer to a question a tool answers would contradict that tool's examples.
+    asked = {question for question, _, _ in calls}
+    plain = [example for example in PLAIN_EXAMPLES if example[0] not in asked]
     turns: list[tuple[str, str]] = []
     for index in range(max(len(calls), len(plain))):
         if index < len(calls):
@@ -139,7 +141,7 @@ def few_shot_messages(
 
 
 def _result_example(tool: ToolSpec, arguments: Mapping[str, Any]) -> tuple[str, str]:
-    """A tool-result turn and its answer, for the first example call."""
+    """A tool-result turn and its answer, for one of the first example calls."""
     values = " ".join(str(v) for v in arguments.values())
     if any(word in f"{tool.name} {tool.description}".lower() for word in _WEATHER_WORDS):
         result, answer = "Sunny, 24 degrees.", f"It is sunny and 24 degrees in {values}."

@@ -1,0 +1,138 @@
+"""Which tool, if any, the user's words call: decided by the nearest examples, not the model.
+
+A 135M model's first token is a poor judge of whether a question needs a tool. Over 40
+weather questions and 60 others, none of them in its prompt, SmolLM2-135M called the weather
+tool for 30 of the 40 ("Do I need an umbrella in Dublin?" was answered without it) and for 14
+of the others ("Where is Berlin?" got the weather in Berlin). Its sentence embeddings, the mean
+of its last hidden states, place a question nearer the examples of the tool it needs: choosing
+by the two nearest examples of each kind called the tool for 39 of the 40 and for 9 of the 60,
+and the grounding rule (a place must be in the user's words) refuses most of those 9.
+
+The router embeds with a second, embedding-only instance of the same GGUF on its own thread,
+so a question is embedded while the generating instance evaluates the prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from llama_cpp import Llama
+
+from parley_llamacpp.engine import LOAD_LOCK
+
+Vector = np.ndarray[Any, np.dtype[np.float32]]
+
+NEAREST = 2
+"""How many of each kind's nearest examples are averaged (one is too easily a fluke)."""
+
+# Questions that need no tool, besides the prompt's own plain examples. Places and topics a
+# tool question has too, so that a place name alone does not pull a question to the tool.
+PLAIN_QUESTIONS: tuple[str, ...] = (
+    "Where is Lima?",
+    "Tell me about Oslo.",
+    "What is the population of Boston?",
+    "How do I get to Tokyo?",
+    "What's your favourite colour?",
+    "Tell me a story.",
+    "What is the speed of light?",
+    "Thanks!",
+    "What is photosynthesis?",
+    "What time is it?",
+)
+
+
+class ExampleRouter:
+    """Routes a question to the tool whose example questions are nearest, or to none.
+
+    ``examples`` maps each tool's name to its example questions; ``plain`` are questions that
+    need no tool. A tool wins when its nearest examples are more similar than the nearest
+    plain ones (mean cosine similarity of the `NEAREST` best of each).
+    """
+
+    def __init__(
+        self,
+        embed: Callable[[str], Vector],
+        examples: Mapping[str, Sequence[str]],
+        plain: Sequence[str],
+    ) -> None:
+        if not plain:
+            raise ValueError("the router needs plain examples to compare tools against")
+        self._embed = embed
+        self._examples = {name: tuple(questions) for name, questions in examples.items()}
+        self._plain = tuple(plain)
+        self._vectors: dict[str, Vector] = {}
+
+    def warm(self) -> None:
+        """Embed every example now (tens of milliseconds each) rather than at the first turn."""
+        for questions in (*self._examples.values(), self._plain):
+            for question in questions:
+                self._vector(question)
+
+    def route(self, text: str, *, plain_allowed: bool = True) -> str | None:
+        """The name of the tool ``text`` calls, or None for a plain answer."""
+        if not self._examples:
+            return None
+        query = self._embed(text)
+        scores = {name: self._score(query, qs) for name, qs in self._examples.items() if qs}
+        if not scores:
+            return None
+        best = max(scores, key=scores.__getitem__)
+        if plain_allowed and scores[best] <= self._score(query, self._plain):
+            return None
+        return best
+
+    def _score(self, query: Vector, questions: Sequence[str]) -> float:
+        similarities = sorted((float(query @ self._vector(q)) for q in questions), reverse=True)
+        return float(np.mean(similarities[:NEAREST]))
+
+    def _vector(self, question: str) -> Vector:
+        vector = self._vectors.get(question)
+        if vector is None:
+            vector = self._vectors[question] = self._embed(question)
+        return vector
+
+
+class Embedder:
+    """Sentence embeddings from a GGUF, on a thread of its own (unit length, mean pooled)."""
+
+    def __init__(self, model_path: Path, *, n_threads: int) -> None:
+        self._model_path = model_path
+        self._n_threads = n_threads
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-embed")
+        self._llama: Llama | None = None
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn`` on the embedding thread (where `embed` must be called)."""
+        return self._executor.submit(fn, *args, **kwargs)
+
+    def embed(self, text: str) -> Vector:
+        if self._llama is None:
+            with LOAD_LOCK:
+                self._llama = self._load()
+        # One vector per token (the model's own pooling: none); their mean is the sentence's.
+        tokens = np.asarray(self._llama.embed(text, truncate=True), dtype=np.float32)
+        vector = tokens.mean(axis=0) if tokens.ndim == 2 else tokens
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm > 0 else vector
+
+    def _load(self) -> Llama:
+        return Llama(
+            model_path=str(self._model_path),
+            embedding=True,
+            n_ctx=256,
+            n_batch=256,
+            n_ubatch=256,
+            n_threads=self._n_threads,
+            n_threads_batch=self._n_threads,
+            verbose=False,
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._llama is not None:
+            self._llama.close()
+            self._llama = None
