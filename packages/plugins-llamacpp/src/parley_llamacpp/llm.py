@@ -148,6 +148,8 @@ class LlamaCppLLM(LLM):
 
     async def warm_up(self) -> None:
         await self._submit(self._engine.load)
+        if self._embedder is not None:
+            await asyncio.wrap_future(self._embedder.submit(self._embedder.load))
 
     async def prefill(self, ctx: ChatContext, tools: Sequence[FunctionTool] = ()) -> int:
         """Load the model and evaluate ``ctx``'s prompt ahead of the first turn.

@@ -109,12 +109,17 @@ class Embedder:
         """Run ``fn`` on the embedding thread (where `embed` must be called)."""
         return self._executor.submit(fn, *args, **kwargs)
 
-    def embed(self, text: str) -> Vector:
+    def load(self) -> Llama:
+        """Load the model (on the embedding thread). While llama.cpp loads quietly it points
+        the process's stdout and stderr at /dev/null, so load before printing anything."""
         if self._llama is None:
             with LOAD_LOCK:
                 self._llama = self._load()
+        return self._llama
+
+    def embed(self, text: str) -> Vector:
         # One vector per token (the model's own pooling: none); their mean is the sentence's.
-        tokens = np.asarray(self._llama.embed(text, truncate=True), dtype=np.float32)
+        tokens = np.asarray(self.load().embed(text, truncate=True), dtype=np.float32)
         vector = tokens.mean(axis=0) if tokens.ndim == 2 else tokens
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm > 0 else vector
