@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -180,3 +182,53 @@ async def test_a_routed_tool_result_is_answered(routed: LlamaCppLLM) -> None:
     answer = await collect(routed.chat(ctx, [WEATHER_TOOL]))
     assert answer.tool_calls == []
     assert "12" in answer.text
+
+
+IN_A_NEW_PROCESS = """
+import asyncio
+import sys
+import llama_cpp
+from parley.chat import ChatContext
+from parley.tools import function_tool
+from parley_llamacpp.llm import LlamaCppLLM
+
+@function_tool(description="Get the current weather for a location")
+def get_weather(location: str) -> str:
+    return "Sunny."
+
+def no_more_loads(*args, **kwargs):
+    raise AssertionError("a model loaded after warm_up")
+
+async def main():
+    model = LlamaCppLLM(max_tokens=16, route_tools=True)
+    if sys.argv[1] == "warm":
+        await model.warm_up()
+        llama_cpp.Llama.__init__ = no_more_loads
+    ctx = ChatContext()
+    ctx.add("system", "You are brief.")
+    print("prefilled", await model.prefill(ctx, [get_weather]) > 0)
+    ctx.add("user", "Is it raining in Oslo?")
+    async for chunk in model.chat(ctx, [get_weather]):
+        for call in chunk.tool_calls:
+            print("called", call.name, call.arguments)
+    await model.aclose()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("start", ["warm", "cold"])
+def test_both_models_load_in_a_new_process(start: str) -> None:
+    # Two models loading at once on two threads (cold: prefill starts both) ended a new
+    # process without a word, exit status 0. And while llama.cpp loads, stdout goes to
+    # /dev/null: the demo's URL, printed while the embedding model loaded at the first turn,
+    # was lost; warm_up now loads both, and nothing loads after it.
+    done = subprocess.run(
+        [sys.executable, "-c", IN_A_NEW_PROCESS, start],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "prefilled True" in done.stdout
+    assert 'called get_weather {"location": "Oslo"}' in done.stdout

@@ -14,9 +14,10 @@ from __future__ import annotations
 import codecs
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,10 @@ PREFILL_CHUNK = 128
 """Prompt tokens `Engine.prefill` evaluates at a time (a fraction of a second each)."""
 
 logger = logging.getLogger("parley.llamacpp")
+
+LOAD_LOCK = threading.Lock()
+"""Held while a model loads: two loads at once on two threads end the process (seen with
+the router's embedding model loading beside the engine's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +103,9 @@ class Request:
     # Given the call, the next request's messages with RESULT_MARK for the tool's result: the
     # prompt up to the result is evaluated while the tool runs.
     after_call: Callable[[ToolCall], Messages] | None = None
-    # Decides whether to call a tool before the reply is generated (None: the model's first
-    # token decides).
-    route: Callable[[], Route] | None = None
+    # Starts deciding whether to call a tool, on another thread while the prompt is
+    # evaluated (None: the model's first token decides).
+    route: Callable[[], Future[Route]] | None = None
     submitted: float = 0.0  # time.perf_counter() when the caller asked
 
     @property
@@ -191,7 +196,8 @@ class Engine:
         if self._llama is not None:
             return self._llama
         try:
-            llama = Llama(model_path=str(self.model_path), **self._settings)
+            with LOAD_LOCK:
+                llama = Llama(model_path=str(self.model_path), **self._settings)
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(
                 f"llama.cpp could not load {str(self.model_path)!r} ({exc}): "
@@ -205,11 +211,6 @@ class Engine:
         )
         self._llama = llama
         return llama
-
-    def tokenize_text(self, text: str) -> list[int]:
-        """``text``'s tokens, without special ones (on the worker thread)."""
-        llama = self.load()
-        return list(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def close(self) -> None:
         self._closing = True
@@ -254,7 +255,7 @@ class Engine:
         submitted = request.submitted or time.perf_counter()
         prompt = self._fit_prompt(llama, request)
         cached = _cached_prefix(llama, prompt)
-        route = request.route() if request.route is not None else None
+        route = self._await_route(llama, prompt, request.route)
         run = _Run(llama, request.sampling, channel)
         run.start(prompt)
         rejected = False
@@ -306,6 +307,19 @@ class Engine:
             channel.put(Done(usage, stats))
             if call is not None and request.after_call is not None:
                 self._evaluate_ahead(llama, request.after_call(call), request.sampling)
+
+    def _await_route(
+        self, llama: Llama, prompt: list[int], route: Callable[[], Future[Route]] | None
+    ) -> Route | None:
+        """Evaluate the prompt while the route is decided on another thread, then wait for it.
+        At least the last token is evaluated, so the logits are the prompt's."""
+        if route is None:
+            return None
+        decision = route()
+        start = min(_cached_prefix(llama, prompt), len(prompt) - 1)
+        llama.n_tokens = start
+        llama.eval(prompt[start:])
+        return decision.result()
 
     def _fit_prompt(self, llama: Llama, request: Request) -> list[int]:
         """Tokenize, dropping the oldest turns until prompt + max_tokens fits the context."""
@@ -563,20 +577,16 @@ class _Run:
         return None
 
     def _open(self, opening: np.ndarray[Any, np.dtype[np.intp]]) -> str:
-        """Start the output with one of the ``opening`` tokens: the model's own first token if
-        it is one, else the likeliest of them. Returns the text read so far."""
-        piece = self.next_piece()  # its logits are kept: a refused call restarts from them
-        if self.cancelled or self.first_logits is None:
-            return piece or ""
-        if piece is not None and self._tokens[-1] in opening:
-            return piece
+        """Start the output with the likeliest of the ``opening`` tokens; return its text.
+
+        The prompt must have been evaluated last (its logits are read); `first_logits` keeps
+        them, so a refused call restarts from the model's own choice."""
+        self.first_logits = _last_logits(self._llama)
+        self.first_token_at = time.perf_counter()
         first = int(opening[np.argmax(self.first_logits[opening])])
-        kept = self._tokens[:-1] if piece is not None else self._tokens
-        if piece is None:  # the model would have ended at once
-            self.generated += 1
         self.close()
-        self._decoder.reset()
-        self.start(self._prompt, [*kept, first])
+        self.generated += 1
+        self.start(self._prompt, [first])
         return self._decoder.decode(self._llama.detokenize([first]))
 
     def send(self, text: str) -> None:

@@ -7,7 +7,6 @@ import dataclasses
 import functools
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,7 +41,7 @@ from parley_llamacpp.protocol import (
     parse_tool_call,
     render_messages,
 )
-from parley_llamacpp.router import PLAIN_QUESTIONS, ExampleRouter, TokenEmbeddings
+from parley_llamacpp.router import PLAIN_QUESTIONS, Embedder, ExampleRouter
 
 __all__ = ["LlamaCppLLM", "ModelLoadError"]
 
@@ -85,7 +84,7 @@ class LlamaCppLLM(LLM):
     ``(question, arguments)`` pairs for the few-shot prompt (see `parley_llamacpp.protocol`).
     ``route_tools=True`` decides whether a question calls a tool, and which, by its nearest
     example questions instead of the model's first token (`parley_llamacpp.router`): far
-    more accurate with a tiny model, for about a millisecond a turn.
+    more accurate with a tiny model, at the cost of a second, embedding-only copy of it.
 
     `prepare` on a context that ends with the user's words starts the reply right away
     (preemptive generation): the engine calls it with the transcript while it waits out the
@@ -137,8 +136,9 @@ class LlamaCppLLM(LLM):
             verbose=verbose,
         )
         self._speculation: _Speculation | None = None
-        self.route_tools = route_tools
-        self._embeddings: Future[TokenEmbeddings] | None = None
+        self._embedder = (
+            Embedder(self.model_path, n_threads=n_threads_batch) if route_tools else None
+        )
         self._routers: dict[str, ExampleRouter] = {}
 
     @property
@@ -147,9 +147,9 @@ class LlamaCppLLM(LLM):
         return self._engine.last_stats
 
     async def warm_up(self) -> None:
-        if self.route_tools:
-            self._token_embeddings()  # read beside the load and whatever warms up next
         await self._submit(self._engine.load)
+        if self._embedder is not None:
+            await asyncio.wrap_future(self._embedder.submit(self._embedder.load))
 
     async def prefill(self, ctx: ChatContext, tools: Sequence[FunctionTool] = ()) -> int:
         """Load the model and evaluate ``ctx``'s prompt ahead of the first turn.
@@ -159,11 +159,13 @@ class LlamaCppLLM(LLM):
         evaluates its new tokens. Returns the number of prompt tokens now cached.
         """
         request, _ = self._request(ctx, tools, {})
-        tokens = await self._submit(self._engine.prefill, request)
-        if self.route_tools and tools:
-            router = self._router(tuple(ToolSpec.of(tool) for tool in tools))
-            await self._submit(router.warm)
-        return tokens
+        specs = tuple(ToolSpec.of(tool) for tool in tools)
+        if self._embedder is not None and specs:
+            # The examples' embeddings, on the router's thread beside the prompt's evaluation.
+            warm = asyncio.wrap_future(self._embedder.submit(self._router(specs).warm))
+            tokens, _ = await asyncio.gather(self._submit(self._engine.prefill, request), warm)
+            return tokens
+        return await self._submit(self._engine.prefill, request)
 
     async def prepare(self, ctx: ChatContext, tools: Sequence[FunctionTool] = ()) -> None:
         """Prefill ``ctx``; if it ends with a user message, also start the reply to it."""
@@ -181,6 +183,8 @@ class LlamaCppLLM(LLM):
         if speculation is not None:
             await speculation.job
         await asyncio.get_running_loop().run_in_executor(None, self._engine.close)
+        if self._embedder is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._embedder.close)
 
     def _submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Queue work for the model's thread, first discarding a speculative reply (it may be
@@ -258,8 +262,9 @@ class LlamaCppLLM(LLM):
             force = functools.partial(forced_continuation, tools=specs)
             viable = functools.partial(may_be_grounded, tools=specs, user_text=said)
             after_call = functools.partial(_answer_messages, snapshot, render=draw)
-            if self.route_tools:
+            if self._embedder is not None:
                 route = functools.partial(
+                    self._embedder.submit,
                     _decide,
                     self._router(tuple(specs)),
                     said,
@@ -286,6 +291,7 @@ class LlamaCppLLM(LLM):
         key = repr(specs)  # specs hold dicts: not hashable, but their repr is stable
         router = self._routers.get(key)
         if router is None:
+            assert self._embedder is not None
             examples = {
                 spec.name: [q for q, _ in examples_for(spec, self.tool_examples.get(spec.name))]
                 for spec in specs
@@ -293,28 +299,14 @@ class LlamaCppLLM(LLM):
             asked = {question for questions in examples.values() for question in questions}
             plain = [q for q, _ in PLAIN_EXAMPLES] + list(PLAIN_QUESTIONS)
             plain = [question for question in plain if question not in asked]
-            router = self._routers[key] = ExampleRouter(self._embed, examples, plain)
+            router = self._routers[key] = ExampleRouter(self._embedder.embed, examples, plain)
         return router
-
-    def _token_embeddings(self) -> Future[TokenEmbeddings]:
-        """The model's token embeddings, read once on a thread of their own (seconds)."""
-        if self._embeddings is None:
-            reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-gguf")
-            self._embeddings = reader.submit(TokenEmbeddings, self.model_path)
-            reader.shutdown(wait=False)  # its thread ends after this one read
-        return self._embeddings
-
-    def _embed(self, text: str) -> Any:
-        """A sentence's embedding for the router: the mean of its tokens' input embeddings
-        (on the model's thread, which tokenizes)."""
-        tokens = self._engine.tokenize_text(text)
-        return self._token_embeddings().result().mean(tokens)
 
 
 def _decide(
     router: ExampleRouter, text: str, specs: Sequence[ToolSpec], *, plain_allowed: bool
 ) -> Route:
-    """The route for ``text`` (on the model's thread): a call of one tool, or plain words."""
+    """The route for ``text`` (on the router's thread): a call of one tool, or plain words."""
     name = router.route(text, plain_allowed=plain_allowed)
     spec = next((spec for spec in specs if spec.name == name), None)
     if spec is None:

@@ -1,26 +1,28 @@
 """Which tool, if any, the user's words call: decided by the nearest examples, not the model.
 
 A 135M model's first token is a poor judge of whether a question needs a tool. Over 40
-weather questions and 60 others, none of them in its prompt (`bench/tool_routing.py`),
-SmolLM2-135M called the weather tool with the right place for 30 of the 40 ("Do I need an
-umbrella in Dublin?" was answered without it) and called it for 14 of the others ("Where is
-Berlin?" got the weather in Berlin).
+weather questions and 60 others, none of them in its prompt, SmolLM2-135M called the weather
+tool for 30 of the 40 ("Do I need an umbrella in Dublin?" was answered without it) and for 14
+of the others ("Where is Berlin?" got the weather in Berlin). Its sentence embeddings, the mean
+of its last hidden states, place a question nearer the examples of the tool it needs: choosing
+by the two nearest examples of each kind called the tool for 39 of the 40 and for 9 of the 60,
+and the grounding rule (a place must be in the user's words) refuses most of those 9.
 
-The router compares the question with each tool's example questions and with questions that
-need no tool, by the mean of the model's own input embeddings of their tokens (read from the
-GGUF; a tenth of a millisecond, no forward pass). Nearest two of each kind decide. With it,
-38 of the 40 and 9 of the 60 got a call. Mean-pooled hidden states of a second instance of
-the model did no better (39 and 9) and cost 60-170 ms a turn.
+The router embeds with a second, embedding-only instance of the same GGUF on its own thread,
+so a question is embedded while the generating instance evaluates the prompt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import gguf
 import numpy as np
+from llama_cpp import Llama
+
+from parley_llamacpp.engine import LOAD_LOCK
 
 Vector = np.ndarray[Any, np.dtype[np.float32]]
 
@@ -65,7 +67,7 @@ class ExampleRouter:
         self._vectors: dict[str, Vector] = {}
 
     def warm(self) -> None:
-        """Embed every example now rather than at the first turn."""
+        """Embed every example now (tens of milliseconds each) rather than at the first turn."""
         for questions in (*self._examples.values(), self._plain):
             for question in questions:
                 self._vector(question)
@@ -94,27 +96,48 @@ class ExampleRouter:
         return vector
 
 
-class TokenEmbeddings:
-    """The model's input embedding of each token (``token_embd.weight``), read from its GGUF.
+class Embedder:
+    """Sentence embeddings from a GGUF, on a thread of its own (unit length, mean pooled)."""
 
-    Reading the file's index takes seconds (gguf parses the whole vocabulary); the rows stay
-    in the memory-mapped file and are dequantized a few at a time.
-    """
+    def __init__(self, model_path: Path, *, n_threads: int) -> None:
+        self._model_path = model_path
+        self._n_threads = n_threads
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-embed")
+        self._llama: Llama | None = None
 
-    def __init__(self, model_path: Path) -> None:
-        reader = gguf.GGUFReader(model_path)
-        tensor = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
-        if tensor is None:
-            raise ValueError(f"{model_path} has no token_embd.weight: route_tools cannot use it")
-        self._rows = tensor.data
-        self._type = tensor.tensor_type
-        self._width = int(tensor.shape[0])  # GGUF lists a matrix's shape innermost first
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn`` on the embedding thread (where `embed` must be called)."""
+        return self._executor.submit(fn, *args, **kwargs)
 
-    def mean(self, tokens: Sequence[int]) -> Vector:
-        """The mean of ``tokens``' embeddings, at unit length (zero for no tokens)."""
-        if not tokens:
-            return np.zeros(self._width, dtype=np.float32)
-        rows = gguf.quants.dequantize(self._rows[list(tokens)], self._type)
-        vector: Vector = np.asarray(rows, dtype=np.float32).reshape(len(tokens), -1).mean(axis=0)
+    def load(self) -> Llama:
+        """Load the model (on the embedding thread). While llama.cpp loads quietly it points
+        the process's stdout and stderr at /dev/null, so load before printing anything."""
+        if self._llama is None:
+            with LOAD_LOCK:
+                self._llama = self._load()
+        return self._llama
+
+    def embed(self, text: str) -> Vector:
+        # One vector per token (the model's own pooling: none); their mean is the sentence's.
+        tokens = np.asarray(self.load().embed(text, truncate=True), dtype=np.float32)
+        vector = tokens.mean(axis=0) if tokens.ndim == 2 else tokens
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm > 0 else vector
+
+    def _load(self) -> Llama:
+        return Llama(
+            model_path=str(self._model_path),
+            embedding=True,
+            n_ctx=256,
+            n_batch=256,
+            n_ubatch=256,
+            n_threads=self._n_threads,
+            n_threads_batch=self._n_threads,
+            verbose=False,
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._llama is not None:
+            self._llama.close()
+            self._llama = None
