@@ -333,12 +333,13 @@ async def run(args: argparse.Namespace) -> tuple[list[Turn], Baseline]:
             n_threads=args.llm_threads,
             n_threads_batch=args.llm_batch_threads or args.llm_threads,
             history_turns=None if args.llm_history < 0 else args.llm_history,
+            route_tools=args.route_tools == "on",
         ),
     }
     print(
         f"   settings: {turn_options}, VAD min_silence {vad_options.min_silence} s, "
         f"whisper cpu_threads {args.whisper_threads}, llama n_threads {args.llm_threads} "
-        f"(batch {args.llm_batch_threads or args.llm_threads})"
+        f"(batch {args.llm_batch_threads or args.llm_threads}), route_tools {args.route_tools}"
     )
     clips = await record_questions(QUESTIONS[: args.turns + 1])
     edge = InMemoryEdge(
@@ -458,6 +459,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--llm-threads", type=int, default=1)
     parser.add_argument("--llm-batch-threads", type=int, default=2, help="as the demo")
     parser.add_argument("--whisper-threads", type=int, default=2)
+    parser.add_argument(
+        "--route-tools", choices=["on", "off"], default="off", help="the router (off, as the demo)"
+    )
     parser.add_argument(
         "--llm-history", type=int, default=0, help="exchanges sent before the question (-1: all)"
     )

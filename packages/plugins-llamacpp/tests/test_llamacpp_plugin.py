@@ -26,7 +26,7 @@ def test_entry_module_registers_without_importing_llama_cpp() -> None:
     ).stdout
     assert "('llm', 'llamacpp', 'parley_llamacpp.llm:LlamaCppLLM')" in out
     assert "'requires': ('llama_cpp',)" in out
-    assert "('preset', ('local', 'llm', 'llamacpp?history_turns=0&route_tools=true'))" in out
+    assert "('preset', ('local', 'llm', 'llamacpp?history_turns=0'))" in out
 
 
 def test_plugin_module_exposes_the_llm_lazily() -> None:

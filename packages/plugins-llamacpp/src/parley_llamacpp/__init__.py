@@ -38,6 +38,5 @@ def register_parts(register: Registrar) -> None:
         description="llama.cpp with any GGUF; SmolLM2-135M-Instruct by default (offline)",
         requires=("llama_cpp",),
     )
-    # SmolLM2-135M copies its own earlier answers: the zero-key default sends the question
-    # alone. Its first token is a poor judge of when to call a tool: the router decides.
-    register.preset("local", "llm", "llamacpp?history_turns=0&route_tools=true")
+    # SmolLM2-135M copies its own earlier answers: the zero-key default sends the question alone.
+    register.preset("local", "llm", "llamacpp?history_turns=0")
