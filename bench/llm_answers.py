@@ -1,5 +1,5 @@
 """What the demo's offline LLM answers: ten fixed questions, each in a fresh conversation
-with the demo's instructions and weather tool, at the demo's settings (SmolLM2-135M on
+with the demo's instructions and tools (weather, jokes), at the demo's settings (SmolLM2-135M on
 llama.cpp, temperature 0). Prints each answer, its time to first token (the stable prompt
 prefix cached first, as in a session), and a rough verdict for the joke and story requests.
 
@@ -39,8 +39,8 @@ from typing import Any
 
 from parley.chat import ChatContext, ToolCall
 from parley.llm import LLM
+from parley.plugins import resolve
 from parley.tools import FunctionTool
-from parley_llamacpp.llm import LlamaCppLLM
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
 
@@ -120,17 +120,23 @@ def _load_demo(path: Path = DEMO) -> Any:
     return demo
 
 
+def demo_tools(demo: Any) -> list[FunctionTool]:
+    """The demo agent's tools, the weather tool first."""
+    return [demo.get_weather, demo.tell_joke]
+
+
 def verdict(kind: str, text: str, called: bool) -> str:
     """A rough check, for the summary line; read the answers too."""
     sentences = [s for s in text.replace("!", ".").replace("?", "?.").split(".") if s.strip()]
     if kind == "tool":
         return "ok" if called and "sunny" in text.lower() else "MISS"
-    if called:
-        return "MISS (tool call)"
     if kind == "joke":
-        # A joke here is a setup question with its punchline after it.
+        # A joke here is a setup question with its punchline after it (the model's own, or
+        # the demo's joke book through its tool).
         question = text.find("?")
         return "ok" if 0 < question < len(text.rstrip()) - 1 else "MISS"
+    if called:
+        return "MISS (tool call)"
     if kind == "story":
         return "ok" if len(sentences) >= 3 else "MISS"
     return "ok" if text.strip() else "MISS"
@@ -139,7 +145,7 @@ def verdict(kind: str, text: str, called: bool) -> str:
 async def answer(
     llm: LLM,
     instructions: str,
-    tool: FunctionTool,
+    tools: Sequence[FunctionTool],
     question: str,
     options: Mapping[str, Any] | None = None,
 ) -> Any:
@@ -151,7 +157,7 @@ async def answer(
     text, called = "", False
     for _round in range(2):
         calls: list[ToolCall] = []
-        async for chunk in llm.chat(ctx, [tool], **(options or {})):
+        async for chunk in llm.chat(ctx, tools, **(options or {})):
             if first is None and (chunk.text or chunk.tool_calls):
                 first = time.perf_counter() - started
             text += chunk.text
@@ -160,16 +166,20 @@ async def answer(
             break
         called = True
         ctx.add("assistant", "", tool_calls=calls)
-        for call in calls:
-            result = await tool.invoke(call.arguments)
-            ctx.add("tool", str(result), tool_call_id=call.id, name=call.name)
+        by_name = {tool.name: tool for tool in tools}
+        results = [str(await by_name[call.name].invoke(call.arguments)) for call in calls]
+        if all(by_name[call.name].result_is_reply for call in calls):
+            text += " ".join(results)  # said as it is, as the engine does
+            break
+        for call, result in zip(calls, results, strict=True):
+            ctx.add("tool", result, tool_call_id=call.id, name=call.name)
     return first, text.strip(), called
 
 
 async def run_questions(
     llm: LLM,
     instructions: str,
-    tool: FunctionTool,
+    tools: Sequence[FunctionTool],
     questions: Sequence[tuple[str, str]],
     options: Mapping[str, Any],
     tally: Tally,
@@ -177,9 +187,9 @@ async def run_questions(
     """Ask each question after caching the stable prefix; print answers, add to ``tally``."""
     warm = ChatContext()
     warm.add("system", instructions)
-    await llm.prepare(warm, [tool])  # no user words yet: caches the prompt prefix
+    await llm.prepare(warm, tools)  # no user words yet: caches the prompt prefix
     for question, kind in questions:
-        first, text, called = await answer(llm, instructions, tool, question, options)
+        first, text, called = await answer(llm, instructions, tools, question, options)
         mark = verdict(kind, text, called)
         tally.asked[kind] += 1
         tally.good[kind] += mark == "ok"
@@ -214,26 +224,33 @@ async def main(args: argparse.Namespace) -> None:
     elif args.instructions is not None:
         variants = [Variant("given instructions", instructions=args.instructions)]
     build = getattr(demo, "offline_llm", None)
-    llm: LLM = build() if build is not None else LlamaCppLLM(n_threads_batch=2)
+    llm: LLM = build() if build is not None else resolve("llm", spec)
     try:
         if variants is None:  # the demo as it is: the original output, one summary line
             tally = Tally()
-            await run_questions(llm, demo.INSTRUCTIONS, demo.get_weather, questions, {}, tally)
+            await run_questions(llm, demo.INSTRUCTIONS, demo_tools(demo), questions, {}, tally)
             print(f"   {summary(tally, len(questions), by_kind=args.more)}")
             return
         results: list[tuple[str, str]] = []
         for variant in variants:
             instructions = variant.instructions or demo.INSTRUCTIONS
-            tool = demo.get_weather
-            if variant.tool_description is not None:
-                tool = FunctionTool(tool.fn, name=tool.name, description=variant.tool_description)
+            tools = demo_tools(demo)
+            if variant.tool_description is not None:  # the weather tool's
+                weather = tools[0]
+                tools[0] = FunctionTool(
+                    weather.fn,
+                    name=weather.name,
+                    description=variant.tool_description,
+                    read_only=weather.read_only,
+                    result_is_reply=weather.result_is_reply,
+                )
             tally = Tally()
             for seed in variant.seeds:
                 options = dict(variant.options)
                 if seed is not None:
                     options["seed"] = seed
                 print(f"-- {variant.name}: options {options or 'demo'}")
-                await run_questions(llm, instructions, tool, questions, options, tally)
+                await run_questions(llm, instructions, tools, questions, options, tally)
             result = summary(tally, len(questions) * len(variant.seeds), by_kind=True)
             print(f"   {result}")
             results.append((variant.name, result))

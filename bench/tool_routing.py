@@ -1,11 +1,12 @@
-"""When the offline LLM calls the weather tool: the model's own choice against the router.
+"""When the offline LLM calls a tool: the model's own choice against the router.
 
-Asks SmolLM2-135M (the demo's settings: `local?n_threads_batch=2`, the weather tool, the
-demo's instructions, each question alone) 40 weather questions and 60 others, none of them in
-the prompt's examples or the router's, once with ``route_tools`` off (the baseline, the model's
-first token decides, as in the demo) and once on (`parley_llamacpp.router`). Prints, for
-each: weather questions answered by a call with the right place, other questions that got a
-call, and the time to the first chunk (the call, or the first words).
+Asks SmolLM2-135M, with the demo's tools (`get_weather`, and `tell_joke` with its example
+requests) and instructions, each question alone, 40 weather questions, 9 joke requests and
+58 other questions, none of them in the prompt's examples or the router's: once with the
+model's first token deciding (the baseline: ``route_tools`` off) and once with the router
+(`parley_llamacpp.router`, as the demo runs it). Prints, for each: weather questions called
+with the right place, joke requests that called the joke tool, other questions that called
+a tool, and the time to the first chunk (the call, or the first words).
 
 Usage: ``python bench/tool_routing.py [-v]`` (``-v`` lists every miss). Prints figures;
 always exits 0. About a minute.
@@ -14,17 +15,19 @@ always exits 0. About a minute.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import statistics
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 from _common import cpu_name, load_note
 from parley.chat import ChatContext
-from parley.tools import function_tool
 from parley_llamacpp.llm import LlamaCppLLM
 
-INSTRUCTIONS = "You are a friendly voice assistant. Answer in one or two short sentences."
+DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
 
 # (question, the place the call must carry)
 WEATHER: tuple[tuple[str, str], ...] = (
@@ -69,6 +72,17 @@ WEATHER: tuple[tuple[str, str], ...] = (
     ("Any rain in Vancouver today?", "Vancouver"),
     ("Should I take an umbrella to Paris?", "Paris"),
 )
+JOKES: tuple[str, ...] = (
+    "Tell me a short joke.",
+    "Can you tell me a joke?",
+    "Know any jokes?",
+    "I'd like to hear a joke.",
+    "Got a joke for me?",
+    "tell me a joke about cats",
+    "Tell me a funny joke please.",
+    "Tell me something funny.",
+    "Do you have a joke?",
+)
 OTHER: tuple[str, ...] = (
     "Where is Berlin?",
     "What is the population of Tokyo?",
@@ -84,7 +98,6 @@ OTHER: tuple[str, ...] = (
     "How big is Canada?",
     "How many legs does a spider have?",
     "What is your name?",
-    "Tell me a joke.",
     "Why is the sky blue?",
     "What do bees make?",
     "How are you today?",
@@ -105,7 +118,6 @@ OTHER: tuple[str, ...] = (
     "Wait.",
     "Okay, thanks!",
     "What can you do?",
-    "Tell me something funny.",
     "What is a rainbow?",
     "How do clouds form?",
     "What causes rain?",
@@ -133,17 +145,22 @@ OTHER: tuple[str, ...] = (
 )
 
 
-@function_tool(description="Get the current weather for a location", read_only=True)
-async def get_weather(location: str) -> str:
-    return f"It is sunny and 22 degrees in {location}."
+def load_demo() -> Any:
+    spec = importlib.util.spec_from_file_location("parley_demo", DEMO)
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = demo
+    spec.loader.exec_module(demo)
+    return demo
 
 
-async def measure(route_tools: bool, verbose: bool) -> None:
+async def measure(demo: Any, route_tools: bool, verbose: bool) -> None:
     llm = LlamaCppLLM(n_threads_batch=2, history_turns=0, route_tools=route_tools)
+    tools = [demo.get_weather, demo.tell_joke]
     base = ChatContext()
-    base.add("system", INSTRUCTIONS)
+    base.add("system", demo.INSTRUCTIONS)
     await llm.warm_up()
-    await llm.prefill(base, [get_weather])
+    await llm.prefill(base, tools)
     firsts: list[float] = []
 
     async def ask(question: str) -> tuple[list[tuple[str, str]], str]:
@@ -153,7 +170,7 @@ async def measure(route_tools: bool, verbose: bool) -> None:
         text = ""
         started = time.perf_counter()
         first: float | None = None
-        async for chunk in llm.chat(ctx, [get_weather]):
+        async for chunk in llm.chat(ctx, tools):
             if first is None and (chunk.text or chunk.tool_calls):
                 first = time.perf_counter() - started
             text += chunk.text
@@ -162,13 +179,19 @@ async def measure(route_tools: bool, verbose: bool) -> None:
         firsts.append(first or 0.0)
         return calls, text
 
-    right, wrong_weather, wrong_other = 0, [], []
+    right, jokes, misses, wrong_other = 0, 0, [], []
     for question, place in WEATHER:
         calls, text = await ask(question)
         if calls == [("get_weather", place)]:
             right += 1
         else:
-            wrong_weather.append(f"{question!r} -> {calls or text!r}")
+            misses.append(f"{question!r} -> {calls or text!r}")
+    for question in JOKES:
+        calls, text = await ask(question)
+        if calls == [("tell_joke", "")]:
+            jokes += 1
+        else:
+            misses.append(f"{question!r} -> {calls or text!r}")
     for question in OTHER:
         calls, text = await ask(question)
         if calls:
@@ -178,22 +201,27 @@ async def measure(route_tools: bool, verbose: bool) -> None:
     firsts.sort()
     print(f"-- {name}")
     print(f"   weather questions called with the right place: {right}/{len(WEATHER)}")
+    print(f"   joke requests that called the joke tool: {jokes}/{len(JOKES)}")
     print(f"   other questions that got a call: {len(wrong_other)}/{len(OTHER)}")
     print(
         f"   first chunk p50 {1000 * statistics.median(firsts):.0f} ms, "
         f"p90 {1000 * firsts[int(0.9 * len(firsts))]:.0f} ms"
     )
     if verbose:
-        for miss in wrong_weather + wrong_other:
+        for miss in misses + wrong_other:
             print(f"     {miss}")
 
 
 async def main() -> None:
     verbose = "-v" in sys.argv[1:]
-    print(f"== tool routing: SmolLM2-135M, {len(WEATHER)} weather and {len(OTHER)} other questions")
+    demo = load_demo()
+    print(
+        f"== tool routing: SmolLM2-135M with the demo's tools; {len(WEATHER)} weather questions, "
+        f"{len(JOKES)} joke requests, {len(OTHER)} others"
+    )
     print(f"   {cpu_name()}; {load_note()}")
-    await measure(False, verbose)
-    await measure(True, verbose)
+    await measure(demo, False, verbose)
+    await measure(demo, True, verbose)
 
 
 if __name__ == "__main__":

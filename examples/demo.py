@@ -21,6 +21,7 @@ STT, TTS and VAD stay offline in every case.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,15 +39,46 @@ from parley.edge import Edge
 from parley.plugins import list_parts
 
 INSTRUCTIONS = "You are a friendly voice assistant. Answer in one or two short sentences."
-GREETING = "Hello! Ask me about the weather anywhere in the world."
+GREETING = "Hello! Ask me about the weather anywhere in the world, or for a joke."
 
 
 # read_only: a lookup that changes nothing, so a reply started before the end of the turn may
 # call it then (`parley.preemption`); the answer is ready when the turn is committed.
-@function_tool(description="Get the current weather for a location", read_only=True)
+# result_is_reply: the result is a whole spoken answer, said as it is (no second LLM round).
+@function_tool(
+    description="Get the current weather for a location", read_only=True, result_is_reply=True
+)
 async def get_weather(location: str) -> str:
     # A fixed, recognizable phrase: the tests check that the spoken answer comes from here.
     return f"It is sunny and 22 degrees in {location}."
+
+
+# SmolLM2-135M cannot make up a joke (asked ten ways it answers with a question and stops),
+# so the demo hands it a joke book. Any agent can do the same for what its model cannot.
+JOKES = (
+    "Why did the bicycle fall over? It was two tired.",
+    "What do you call a fish with no eyes? A fsh.",
+    "Why don't eggs tell jokes? They would crack each other up.",
+    "What do you call a bear with no teeth? A gummy bear.",
+    "Why did the scarecrow win an award? He was outstanding in his field.",
+    "Why can't a nose be twelve inches long? Then it would be a foot.",
+)
+_next_joke = itertools.cycle(JOKES)
+
+
+@function_tool(
+    description="Tell a joke",
+    read_only=True,
+    result_is_reply=True,
+    examples=[
+        ("Tell me a joke.", {}),
+        ("Do you know any jokes?", {}),
+        ("Make me laugh.", {}),
+        ("Say something funny.", {}),
+    ],
+)
+async def tell_joke() -> str:
+    return next(_next_joke)
 
 
 # Turn-taking for this demo (a user-level choice, measured with bench/voice_to_voice.py and
@@ -91,9 +123,19 @@ def _llm_installed(name: str) -> bool:
     return any(part.name == name and part.deps_ok for part in list_parts("llm"))
 
 
+# The offline LLM, tuned for this demo. Two threads for reading the prompt (short bursts while
+# nothing else runs), one for generation, which overlaps speech synthesis (see the llamacpp
+# README). The router picks the tool by its example questions: SmolLM2's own first token
+# misses the weather in "Do I need an umbrella?" and, given the joke tool, tells jokes to
+# plain questions.
+OFFLINE_LLM = "local?n_threads_batch=2&route_tools=true"
+
+
 def choose_llm(environ: Mapping[str, str] = os.environ) -> LLMChoice:
     """The LLM spec the demo uses; see the module docstring for the rules."""
     explicit = environ.get("PARLEY_LLM", "").strip()
+    if explicit == "local":  # the demo's own offline settings
+        return LLMChoice(OFFLINE_LLM, "set by PARLEY_LLM")
     if explicit:
         return LLMChoice(explicit, "set by PARLEY_LLM")
     for variables, name, distribution in CLOUD_LLMS:
@@ -102,11 +144,7 @@ def choose_llm(environ: Mapping[str, str] = os.environ) -> LLMChoice:
             return LLMChoice(
                 name, f"{key} is set and {distribution} is installed (PARLEY_LLM=local: offline)"
             )
-    # Two threads for reading the prompt (short bursts while nothing else runs), one for
-    # generation, which overlaps speech synthesis (see the llamacpp README).
-    return LLMChoice(
-        "local?n_threads_batch=2", "no cloud key set (or PARLEY_LLM=<spec> for another model)"
-    )
+    return LLMChoice(OFFLINE_LLM, "no cloud key set (or PARLEY_LLM=<spec> for another model)")
 
 
 def build_agent(
@@ -117,7 +155,7 @@ def build_agent(
     first_piece_words: int | None = FIRST_PIECE_WORDS,
     **parts: Any,
 ) -> Agent:
-    """The demo agent: the offline parts, the weather tool, and the demo's turn settings.
+    """The demo agent: the offline parts, the weather and joke tools, and the turn settings.
 
     ``llm`` defaults to `choose_llm`'s pick; ``parts`` overrides stt/tts/vad (bench, tests).
     """
@@ -125,7 +163,7 @@ def build_agent(
         INSTRUCTIONS,
         edge=edge,
         llm=llm if llm is not None else choose_llm().spec,
-        tools=[get_weather],
+        tools=[get_weather, tell_joke],
         agent_user=User(name="Assistant", id="agent"),
         pipeline_options={"turn": turn_options, "first_piece_words": first_piece_words},
         **parts,

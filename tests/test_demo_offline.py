@@ -68,8 +68,9 @@ def _load_demo() -> Any:
 
 
 def test_demo_llm_choice_is_explicit_and_printed() -> None:
-    choose = _load_demo().choose_llm
-    assert choose({}).spec == "local?n_threads_batch=2"
+    demo = _load_demo()
+    choose = demo.choose_llm
+    assert choose({}).spec == demo.OFFLINE_LLM == "local?n_threads_batch=2&route_tools=true"
     assert choose({}).offline
     # A key picks the cloud LLM only when its plugin is installed (all are, in this workspace).
     openai = choose({"OPENAI_API_KEY": "sk-test"})
@@ -78,7 +79,7 @@ def test_demo_llm_choice_is_explicit_and_printed() -> None:
     assert "PARLEY_LLM=local" in openai.describe()  # the way back is on the same line
     assert choose({"GOOGLE_API_KEY": "g"}).spec == "gemini"
     # PARLEY_LLM wins over any key, and "local" keeps the demo offline with a key set.
-    assert choose({"OPENAI_API_KEY": "k", "PARLEY_LLM": "local"}).spec == "local"
+    assert choose({"OPENAI_API_KEY": "k", "PARLEY_LLM": "local"}).spec == demo.OFFLINE_LLM
     pinned = choose({"OPENAI_API_KEY": "k", "PARLEY_LLM": "anthropic/claude-haiku-4-5"})
     assert pinned.spec == "anthropic/claude-haiku-4-5"
     assert pinned.describe().startswith("LLM: anthropic/claude-haiku-4-5 — a cloud model")
@@ -128,7 +129,7 @@ def test_demo_starts_with_the_network_cut() -> None:
             process.wait()
     reader.join(timeout=5)
     output = "\n".join(lines)
-    assert re.search(r"^LLM: local — offline", output, re.MULTILINE), output
+    assert re.search(r"^LLM: local\S* — offline", output, re.MULTILINE), output
     assert re.search(r"Open http://127\.0\.0\.1:\d+/webrtc/\?call=offline", output), output
     assert "Traceback" not in output, output
     # One URL (the page); the demo stays until Ctrl-C and says so; no request or ICE lines.

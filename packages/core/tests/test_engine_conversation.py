@@ -21,6 +21,7 @@ from parley.events import (
 )
 from parley.testing import FakeLLM, FakeSTT, FakeTTS, FakeVAD, InMemoryEdge, Reply
 from parley.testing.edge import InMemoryConnection
+from parley.tools import function_tool
 
 
 @dataclass
@@ -193,6 +194,31 @@ async def test_tool_call_result_is_used() -> None:
     second = rig.llm.calls[1].ctx
     assert next(m for m in second if m.role == "tool").content == "sunny in Paris"
     assert rig.history()[-1] == ("assistant", "It is sunny in Paris.")
+    await rig.session.close()
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_a_result_that_is_the_reply_is_said_as_it_is(fails: bool) -> None:
+    agent = Agent("Use tools.")
+
+    @agent.tools.register
+    @function_tool(result_is_reply=True)
+    async def tell_joke() -> str:
+        """Tell a joke."""
+        if fails:
+            raise RuntimeError("the joke book is closed")
+        return "Why did the bicycle fall over? It was two tired."
+
+    llm = FakeLLM([Reply(tool_calls=[ToolCall("tell_joke", "{}")]), "Sorry, no joke today."])
+    rig = await make_rig(
+        script=["tell me a joke"], replies=[], agent=agent, llm=llm, realtime_playout=False
+    )
+    await rig.speak()
+    await rig.until(lambda: bool(rig.of(AgentTurnEnded)))
+    said = "Sorry, no joke today." if fails else "Why did the bicycle fall over? It was two tired."
+    assert rig.history()[-1] == ("assistant", said)
+    # A failed call goes back to the model, which answers it; a result is said without it.
+    assert len(rig.llm.calls) == (2 if fails else 1)
     await rig.session.close()
 
 

@@ -196,11 +196,16 @@ def weather_agent(
     read_only: bool,
     until: asyncio.Event | None = None,
     fails: bool = False,
+    result_is_reply: bool = False,
 ) -> Agent:
     """An agent with a weather tool that notes when it ran and, given ``until``, returns
     only once that is set."""
 
-    @function_tool(description="Get the current weather for a location", read_only=read_only)
+    @function_tool(
+        description="Get the current weather for a location",
+        read_only=read_only,
+        result_is_reply=result_is_reply,
+    )
     async def get_weather(location: str) -> str:
         ran_at.append(time.perf_counter())
         if until is not None:
@@ -258,6 +263,18 @@ async def test_a_held_reply_runs_read_only_tools_ahead_and_answers_from_them() -
     assert history(rig) == WEATHER_TURN
     (metrics,) = [e.metrics for e in rig.of(TurnMetricsReady)]
     assert metrics.tool_calls == 1
+    await rig.session.close()
+
+
+async def test_a_held_reply_whose_result_is_the_reply_says_it_without_another_round() -> None:
+    ran_at: list[float] = []
+    rig = await ask_the_weather(weather_agent(ran_at, read_only=True, result_is_reply=True))
+
+    committed = rig.first(UserTurnEnded)
+    assert len(ran_at) == 1 and ran_at[0] < committed
+    assert len(rig.llm.asked_at) == 1, "the result was the answer: no answer round"
+    assert rig.first_audio > committed
+    assert history(rig) == [*WEATHER_TURN[:3], ("assistant", "It is sunny in Paris.")]
     await rig.session.close()
 
 

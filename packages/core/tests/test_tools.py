@@ -594,3 +594,15 @@ def test_importing_tools_does_not_import_pydantic() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_tool_keeps_its_examples_and_whether_its_result_is_the_reply() -> None:
+    @function_tool(result_is_reply=True, examples=[("Tell me a joke.", {})])
+    def tell_joke() -> str:
+        """Tell a joke."""
+        return "Ha."
+
+    assert tell_joke.result_is_reply
+    assert tell_joke.examples == (("Tell me a joke.", {}),)
+    plain = FunctionTool(tell_joke.fn)
+    assert not plain.result_is_reply and plain.examples == ()

@@ -6,13 +6,14 @@ import json
 
 import pytest
 from parley.chat import ChatContext, ToolCall
-from parley.tools import FunctionTool
+from parley.tools import FunctionTool, function_tool
 from parley_llamacpp.protocol import (
     TOOL_RESULT_PREFIX,
     ToolSpec,
     call_skeleton,
     could_be_tool_call,
     examples_for,
+    few_shot_messages,
     forced_continuation,
     json_object_complete,
     may_be_grounded,
@@ -242,3 +243,20 @@ def test_two_example_calls_show_their_result_being_answered() -> None:
             "role": "assistant",
             "content": f"It is sunny and 24 degrees in {place}.",
         }
+
+
+def test_a_tools_own_examples_come_before_made_up_ones_and_after_given_ones() -> None:
+    @function_tool(examples=[("Tell me a joke.", {}), ("Make me laugh.", {})])
+    def tell_joke() -> str:
+        """Tell a joke."""
+        return "Ha."
+
+    spec = ToolSpec.of(tell_joke)
+    assert examples_for(spec, None) == [("Tell me a joke.", {}), ("Make me laugh.", {})]
+    assert examples_for(spec, [("Joke, please.", {})]) == [("Joke, please.", {})]
+    # Its requests are shown as calls, and a plain example asking the same is left out.
+    messages = few_shot_messages([spec], {})
+    asked = [m["content"] for m in messages if m["role"] == "user"]
+    assert asked.count("Tell me a joke.") == 1 and "Make me laugh." in asked
+    answers = [m["content"] for m in messages if m["role"] == "assistant"]
+    assert '{"tool": "tell_joke", "arguments": {}}' in answers

@@ -29,7 +29,7 @@ from parley.policy import ProviderTimeouts, ToolOptions
 from parley.providers import describe
 from parley.speech import SpeechHandle
 from parley.text import SentenceSplitter
-from parley.tool_runner import run_tool_calls
+from parley.tool_runner import CANCELLED_RESULT, ERROR_PREFIX, run_tool_calls
 from parley.tracing import TurnTrace, active
 from parley.tracing import end as end_span
 from parley.tts import TTS
@@ -430,6 +430,12 @@ class Speaker:
         tools = host.tools()
         rounds = 0
         queued = 0  # pieces of this reply handed to the speaker, over all rounds
+
+        def first_words() -> int | None:
+            # Only the reply's very first piece may be cut short (faster first audio): the
+            # first round's, or after a silent tool call the answer round's (or its result's).
+            return settings.first_piece_words if not speech.pieces and not queued else None
+
         while True:
             ctx = host.chat_ctx.copy()
             if speech.held:
@@ -441,10 +447,7 @@ class Speaker:
             if settings.max_history:
                 ctx.truncate(settings.max_history)
             offered = tools if rounds < settings.tool_options.max_rounds else []
-            # Only the reply's very first piece may be cut short (faster first audio): the
-            # first round's, or after a silent tool call the answer round's.
-            first_words = settings.first_piece_words if not speech.pieces and not queued else None
-            splitter = SentenceSplitter(first_piece_words=first_words)
+            splitter = SentenceSplitter(first_piece_words=first_words())
             text = ""
             calls: list[ToolCall] = []
             speech.final_round_start = len(speech.pieces)
@@ -472,29 +475,47 @@ class Speaker:
             rounds += 1
             speech.final_round_start = len(speech.pieces) + queue.qsize()
             if speech.held and self._all_read_only(calls):
-                await self._tool_round_ahead(speech, text, calls)
-                continue
-            if speech.released is not None:
-                await speech.released.wait()  # tools act on the world: only for a real turn
-            host.chat_ctx.add_message(ChatMessage("assistant", text, tool_calls=list(calls)))
-            await run_tool_calls(
-                host,
-                calls,
-                settings.tool_options,
-                turn=turn,
-                history=host.chat_ctx,
-                span=speech.trace.span if speech.trace is not None else None,
-            )
+                results = await self._tool_round_ahead(speech, text, calls)
+            else:
+                if speech.released is not None:
+                    await speech.released.wait()  # tools act on the world: only a real turn's
+                host.chat_ctx.add_message(ChatMessage("assistant", text, tool_calls=list(calls)))
+                results = await run_tool_calls(
+                    host,
+                    calls,
+                    settings.tool_options,
+                    turn=turn,
+                    history=host.chat_ctx,
+                    span=speech.trace.span if speech.trace is not None else None,
+                )
+            if self._results_are_the_reply(calls, results):
+                splitter = SentenceSplitter(first_piece_words=first_words())
+                for piece in [*splitter.push(" ".join(results)), *splitter.flush()]:
+                    await queue.put(piece)
+                return
 
     def _all_read_only(self, calls: list[ToolCall]) -> bool:
         tools = {tool.name: tool for tool in self.host.tools()}
         return all(call.name in tools and tools[call.name].read_only for call in calls)
 
-    async def _tool_round_ahead(self, speech: Utterance, text: str, calls: list[ToolCall]) -> None:
+    def _results_are_the_reply(self, calls: list[ToolCall], results: list[str]) -> bool:
+        """Whether the round's results are said as they are (`FunctionTool.result_is_reply`)
+        instead of going back to the model: every tool says so and none failed."""
+        tools = {tool.name: tool for tool in self.host.tools()}
+        return all(
+            call.name in tools
+            and tools[call.name].result_is_reply
+            and not result.startswith((ERROR_PREFIX, CANCELLED_RESULT))
+            for call, result in zip(calls, results, strict=True)
+        )
+
+    async def _tool_round_ahead(
+        self, speech: Utterance, text: str, calls: list[ToolCall]
+    ) -> list[str]:
         """A held reply's round of read-only calls, run now: the answer to their results can
         be ready when the turn is committed. History and events wait for the release."""
         round_ = ChatContext([ChatMessage("assistant", text, tool_calls=list(calls))])
-        await run_tool_calls(
+        results = await run_tool_calls(
             self.host,
             calls,
             self.settings.tool_options,
@@ -506,6 +527,7 @@ class Speaker:
         speech.ahead.messages.extend(round_)
         if not speech.held:  # released while the tools ran
             speech.ahead.commit(self.host)
+        return results
 
     async def _llm_stream(
         self, stream: AsyncIterator[Any], turn: TurnMetrics, trace: TurnTrace | None

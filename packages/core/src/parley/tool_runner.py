@@ -27,6 +27,8 @@ from parley.tracing import active, child, session_span
 from parley.tracing import end as end_span
 
 CANCELLED_RESULT = "cancelled: the user interrupted before this finished"
+ERROR_PREFIX = "error: "
+"""How the result of a call that failed begins (the model reads the reason after it)."""
 
 
 class Reports(Protocol):
@@ -84,7 +86,7 @@ async def run_tool_calls(
             call_span.end()
             raise
         except Exception as exc:
-            result = f"error: {exc}"
+            result = f"{ERROR_PREFIX}{exc}"
             failure = exc
             host.metrics.tool_errors += 1
             said.report_error("tool", exc, True)

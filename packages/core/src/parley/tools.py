@@ -79,6 +79,15 @@ class FunctionTool:
     ``readOnlyHint``), so a reply answered ahead of the end of the turn may call it before
     the turn is committed (`parley.preemption`); other tools wait for the commit.
 
+    ``result_is_reply``: the tool's result is what the agent says, as it is, instead of
+    going back to the model for another round (a cascading pipeline saves that round's
+    time to first audio; a realtime model always answers itself). Write the result as a
+    spoken sentence. A call that fails goes back to the model as usual.
+
+    ``examples``: requests that call this tool, with the arguments they call it with, e.g.
+    ``[("Tell me a joke.", {})]``. Small local models learn when to call from them
+    (parley-llamacpp shows them in its prompt); cloud models do not need them.
+
     A function whose first parameter is ``self`` is a method (``is_method``): the schema
     leaves ``self`` out, and the tool is used through `bind` (reading it from an instance
     binds it, as for any method).
@@ -90,6 +99,8 @@ class FunctionTool:
     fn: Callable[..., Any]
     timeout: float | None
     read_only: bool
+    result_is_reply: bool
+    examples: tuple[tuple[str, dict[str, Any]], ...]
     is_method: bool  # declared on a class, not yet bound to an instance
 
     def __init__(
@@ -101,6 +112,8 @@ class FunctionTool:
         timeout: float | None = None,
         parameters: Mapping[str, Any] | None = None,
         read_only: bool = False,
+        result_is_reply: bool = False,
+        examples: Sequence[tuple[str, Mapping[str, Any]]] = (),
     ) -> None:
         if not callable(fn):
             raise TypeError(f"a tool needs a function, got {fn!r}")
@@ -117,6 +130,8 @@ class FunctionTool:
         self.name = tool_name
         self.timeout = timeout
         self.read_only = read_only
+        self.result_is_reply = result_is_reply
+        self.examples = tuple((str(request), dict(arguments)) for request, arguments in examples)
         self.is_method = parameters is None and _takes_self(fn)
         self._is_async = _is_async_callable(fn)
         self._model: type[BaseModel] | None = None
@@ -256,6 +271,8 @@ def function_tool(
     description: str | None = None,
     timeout: float | None = None,
     read_only: bool = False,
+    result_is_reply: bool = False,
+    examples: Sequence[tuple[str, Mapping[str, Any]]] = (),
 ) -> FunctionTool: ...
 
 
@@ -267,6 +284,8 @@ def function_tool(
     description: str | None = None,
     timeout: float | None = None,
     read_only: bool = False,
+    result_is_reply: bool = False,
+    examples: Sequence[tuple[str, Mapping[str, Any]]] = (),
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -277,22 +296,26 @@ def function_tool(
     description: str | None = None,
     timeout: float | None = None,
     read_only: bool = False,
+    result_is_reply: bool = False,
+    examples: Sequence[tuple[str, Mapping[str, Any]]] = (),
 ) -> Any:
     """Make a tool: ``function_tool(fn)``, ``@function_tool`` or ``@function_tool(name=...)``.
 
     On a method of an `Agent` subclass it declares a tool of every instance of that class.
     """
-    if fn is not None:
-        return FunctionTool(
-            fn, name=name, description=description, timeout=timeout, read_only=read_only
-        )
 
     def decorator(func: Callable[..., Any]) -> FunctionTool:
         return FunctionTool(
-            func, name=name, description=description, timeout=timeout, read_only=read_only
+            func,
+            name=name,
+            description=description,
+            timeout=timeout,
+            read_only=read_only,
+            result_is_reply=result_is_reply,
+            examples=examples,
         )
 
-    return decorator
+    return decorator(fn) if fn is not None else decorator
 
 
 class ToolRegistry:

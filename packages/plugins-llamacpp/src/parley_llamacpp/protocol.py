@@ -9,7 +9,8 @@ depend only on the instructions and the tools, so they form a prompt prefix that
 same from turn to turn and llama.cpp keeps it in its KV cache.
 
 Small models copy surface patterns more than they generalize, so the examples must look like
-real questions for the real tool. Pass them as ``tool_examples``; tools about the weather get
+real questions for the real tool. Give them on the tool (``function_tool(examples=...)``) or
+as ``tool_examples``; tools about the weather get
 built-in ones, any other tool gets examples made from its description (weaker).
 """
 
@@ -65,10 +66,11 @@ class ToolSpec:
     name: str
     description: str
     parameters: Mapping[str, Any]
+    examples: tuple[ToolExample, ...] = ()  # the tool's own (`FunctionTool.examples`)
 
     @classmethod
     def of(cls, tool: FunctionTool) -> ToolSpec:
-        return cls(tool.name, tool.description or "", tool.parameters or {})
+        return cls(tool.name, tool.description or "", tool.parameters or {}, tool.examples)
 
     @property
     def properties(self) -> Mapping[str, Any]:
@@ -99,9 +101,12 @@ def system_prompt(instructions: str, tools: Sequence[ToolSpec]) -> str:
 
 
 def examples_for(tool: ToolSpec, given: Sequence[ToolExample] | None) -> list[ToolExample]:
-    """The tool's few-shot examples: ``given``, else built-in weather ones, else synthetic."""
+    """The tool's few-shot examples: ``given``, else the tool's own, else built-in weather
+    ones, else synthetic."""
     if given:
         return list(given)
+    if tool.examples:
+        return list(tool.examples)
     place_param = next((p for p in tool.properties if p.lower() in _PLACE_PARAMS), None)
     if place_param is None and tool.properties:
         place_param = next(iter(tool.properties))
