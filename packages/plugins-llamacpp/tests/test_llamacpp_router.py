@@ -63,6 +63,19 @@ def test_a_required_call_goes_to_the_nearest_tool() -> None:
     assert router().route("where is the city", plain_allowed=False) == "weather"
 
 
+def test_a_word_only_one_kinds_examples_use_decides_a_tie() -> None:
+    def same(text: str) -> np.ndarray:  # embeddings that cannot tell anything apart
+        return np.full(2, 2**-0.5, dtype=np.float32)
+
+    routes = ExampleRouter(
+        same, {"joke": ["Tell me a joke.", "Know any jokes?"]}, ["Tell me a story."]
+    )
+    assert routes.route("Tell me a short joke.") == "joke"
+    assert routes.route("Any jokes?") == "joke"  # "jokes" is "joke"
+    assert routes.route("Tell me a long story.") is None
+    assert routes.route("Tell me something.") is None  # a tie is not enough for a tool
+
+
 def test_the_examples_are_embedded_once() -> None:
     seen: list[str] = []
 
@@ -166,6 +179,19 @@ async def test_a_question_about_a_place_is_not_routed_to_the_weather(
     result = await collect(routed.chat(ask(question), [WEATHER_TOOL]))
     assert result.tool_calls == []
     assert result.text.strip() and not result.text.lstrip().startswith("{")
+
+
+async def test_a_failing_router_leaves_the_choice_to_the_model(
+    routed: LlamaCppLLM, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: ExampleRouter, text: str, *, plain_allowed: bool = True) -> str | None:
+        raise RuntimeError("embedding failed")
+
+    monkeypatch.setattr(ExampleRouter, "route", broken)
+    result = await collect(routed.chat(ask("Is it raining in Madrid?"), [WEATHER_TOOL]))
+    # The model's own choice: SmolLM2 calls for this one.
+    assert [json.loads(c.arguments) for c in result.tool_calls] == [{"location": "Madrid"}]
+    assert "routing the question failed" in caplog.text
 
 
 async def test_required_routes_even_a_plain_question_to_a_tool(routed: LlamaCppLLM) -> None:

@@ -312,14 +312,19 @@ class Engine:
         self, llama: Llama, prompt: list[int], route: Callable[[], Future[Route]] | None
     ) -> Route | None:
         """Evaluate the prompt while the route is decided on another thread, then wait for it.
-        At least the last token is evaluated, so the logits are the prompt's."""
+        At least the last token is evaluated, so the logits are the prompt's. A router that
+        fails leaves the choice to the model (logged), not the turn without an answer."""
         if route is None:
             return None
         decision = route()
         start = min(_cached_prefix(llama, prompt), len(prompt) - 1)
         llama.n_tokens = start
         llama.eval(prompt[start:])
-        return decision.result()
+        try:
+            return decision.result()
+        except Exception:
+            logger.warning("routing the question failed; the model decides", exc_info=True)
+            return None
 
     def _fit_prompt(self, llama: Llama, request: Request) -> list[int]:
         """Tokenize, dropping the oldest turns until prompt + max_tokens fits the context."""

@@ -17,6 +17,7 @@ is the weather in Rome?" to a plain answer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +32,10 @@ Vector = np.ndarray[Any, np.dtype[np.float32]]
 
 NEAREST = 2
 """How many of each kind's nearest examples are averaged (one is too easily a fluke)."""
+WORD_BONUS = 0.02
+"""Added to a kind's score for each word of the question that only that kind's examples use
+("joke" only in the joke tool's, "story" only in the plain ones): the model's embeddings
+barely tell "Tell me a short joke." from "Tell me a story." (0.953 against 0.953)."""
 MARGIN = 0.005
 """How much nearer a tool's examples must be than the plain ones. With the demo's two tools
 (`bench/tool_routing.py`), none: 39 of 40 weather questions and 15 of 63 other questions
@@ -46,7 +51,6 @@ PLAIN_QUESTIONS: tuple[str, ...] = (
     "How do I get to Tokyo?",
     "What's your favourite colour?",
     "Tell me a story.",
-    "Tell me a story about a king.",
     "What is the speed of light?",
     "Thanks!",
     "What is photosynthesis?",
@@ -58,8 +62,9 @@ class ExampleRouter:
     """Routes a question to the tool whose example questions are nearest, or to none.
 
     ``examples`` maps each tool's name to its example questions; ``plain`` are questions that
-    need no tool. A tool wins when its nearest examples are more similar than the nearest
-    plain ones by `MARGIN` (mean cosine similarity of the `NEAREST` best of each).
+    need no tool. A kind's score is the mean cosine similarity of its `NEAREST` examples,
+    plus `WORD_BONUS` for each of the question's words that only its examples use. A tool wins
+    when its score beats the plain one by `MARGIN`.
     """
 
     def __init__(
@@ -74,6 +79,15 @@ class ExampleRouter:
         self._examples = {name: tuple(questions) for name, questions in examples.items()}
         self._plain = tuple(plain)
         self._vectors: dict[str, Vector] = {}
+        kinds: dict[str | None, tuple[str, ...]] = {None: self._plain}
+        kinds.update(self._examples)
+        users: dict[str, set[str | None]] = {}
+        for kind, questions in kinds.items():
+            for question in questions:
+                for word in _words(question):
+                    users.setdefault(word, set()).add(kind)
+        # The words only one kind's examples use, and that kind (None: plain).
+        self._owner = {word: next(iter(k)) for word, k in users.items() if len(k) == 1}
 
     def warm(self) -> None:
         """Embed every example now (tens of milliseconds each) rather than at the first turn."""
@@ -86,11 +100,17 @@ class ExampleRouter:
         if not self._examples:
             return None
         query = self._embed(text)
-        scores = {name: self._score(query, qs) for name, qs in self._examples.items() if qs}
+        owners = [self._owner[word] for word in _words(text) if word in self._owner]
+        scores = {
+            name: self._score(query, qs) + WORD_BONUS * owners.count(name)
+            for name, qs in self._examples.items()
+            if qs
+        }
         if not scores:
             return None
         best = max(scores, key=scores.__getitem__)
-        if plain_allowed and scores[best] <= self._score(query, self._plain) + MARGIN:
+        plain = self._score(query, self._plain) + WORD_BONUS * owners.count(None)
+        if plain_allowed and scores[best] <= plain + MARGIN:
             return None
         return best
 
@@ -103,6 +123,12 @@ class ExampleRouter:
         if vector is None:
             vector = self._vectors[question] = self._embed(question)
         return vector
+
+
+def _words(text: str) -> set[str]:
+    """A question's words for matching: lowercase, longer than two letters, a plural's "s"
+    dropped ("jokes" is "joke")."""
+    return {word.removesuffix("s") for word in re.findall(r"[a-z]+", text.lower()) if len(word) > 2}
 
 
 class Embedder:
