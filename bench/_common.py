@@ -6,17 +6,33 @@ Benchmarks print figures and whether a bar is met; they always exit 0 (see DESIG
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 from parley.agent import Agent
 from parley.pipeline import CascadingPipeline
 from parley.session import AgentSession
 from parley.testing import InMemoryConnection, InMemoryEdge
+
+DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
+
+
+def load_demo(path: Path = DEMO) -> ModuleType:
+    """examples/demo.py (or another copy) as a module: it is a script, not a package."""
+    spec = importlib.util.spec_from_file_location("parley_demo", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load the demo agent from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def parse_args(description: str, quick_help: str) -> argparse.Namespace:

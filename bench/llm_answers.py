@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import statistics
-import sys
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -37,12 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _common import DEMO, load_demo
 from parley.chat import ChatContext, ToolCall
 from parley.llm import LLM
 from parley.plugins import resolve
 from parley.tools import FunctionTool
-
-DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
 
 # (question, what a good answer is): "joke", "story", "tool" (the weather call) or "plain".
 QUESTIONS: tuple[tuple[str, str], ...] = (
@@ -109,15 +106,6 @@ def load_variants(path: Path) -> list[Variant]:
             )
         )
     return variants
-
-
-def _load_demo(path: Path = DEMO) -> Any:
-    spec = importlib.util.spec_from_file_location("parley_demo", path)
-    assert spec is not None and spec.loader is not None
-    demo = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = demo
-    spec.loader.exec_module(demo)
-    return demo
 
 
 def demo_tools(demo: Any) -> list[FunctionTool]:
@@ -213,7 +201,7 @@ def summary(tally: Tally, total: int, *, by_kind: bool) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
-    demo = _load_demo(args.demo)
+    demo = load_demo(args.demo)
     one, five, _ = os.getloadavg()
     spec = demo.choose_llm({}).spec
     print(f"== llm_answers: demo LLM {spec}; load avg {one:.2f} / {five:.2f}")

@@ -15,19 +15,15 @@ always exits 0. About a minute.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from _common import cpu_name, load_note
+from _common import cpu_name, load_demo, load_note
 from parley.chat import ChatContext
 from parley_llamacpp.llm import LlamaCppLLM
-
-DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
 
 # (question, the place the call must carry)
 WEATHER: tuple[tuple[str, str], ...] = (
@@ -143,15 +139,6 @@ OTHER: tuple[str, ...] = (
     "How do I say thank you in French?",
     "Where should I travel in summer?",
 )
-
-
-def load_demo() -> Any:
-    spec = importlib.util.spec_from_file_location("parley_demo", DEMO)
-    assert spec is not None and spec.loader is not None
-    demo = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = demo
-    spec.loader.exec_module(demo)
-    return demo
 
 
 async def measure(demo: Any, route_tools: bool, verbose: bool) -> None:

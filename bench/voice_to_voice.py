@@ -31,19 +31,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import itertools
 import os
-import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from _common import Summary, bar, header, load_note
+from _common import Summary, bar, header, load_demo, load_note
 from parley.audio import resample
 from parley.chat import ChatContext
 from parley.events import ToolCalled, Transcript, TurnMetricsReady
@@ -61,7 +57,6 @@ from parley.vad import VADOptions
 if TYPE_CHECKING:
     from parley_llamacpp.engine import Stats
 
-DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
 BAR_P50 = 0.9  # seconds, true end of speech → first audio sent
 
 QUESTIONS = (
@@ -83,17 +78,6 @@ FRAME = 0.02
 LEAD_SILENCE = 0.5  # before each question
 AFTER_REPLY = 0.5  # silence after the agent finished speaking, before the next question
 TURN_TIMEOUT = 60.0
-
-
-def load_demo() -> ModuleType:
-    """examples/demo.py as a module (it is a script, not an installed package)."""
-    spec = importlib.util.spec_from_file_location("parley_demo", DEMO)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load the demo agent from {DEMO}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass(slots=True)
@@ -460,7 +444,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--llm-batch-threads", type=int, default=2, help="as the demo")
     parser.add_argument("--whisper-threads", type=int, default=2)
     parser.add_argument(
-        "--route-tools", choices=["on", "off"], default="off", help="the router (off, as the demo)"
+        "--route-tools", choices=["on", "off"], default="on", help="the router (on, as the demo)"
     )
     parser.add_argument(
         "--llm-history", type=int, default=0, help="exchanges sent before the question (-1: all)"
