@@ -236,6 +236,8 @@ class Engine:
         llama = self.load()
         if request.checks_calls:
             self._special_ids(llama)  # ~0.4 s over the vocabulary, paid here, not mid-turn
+        if request.route is not None:
+            self._tokens_within(llama, "")  # the same for the tokens a call is steered to
         prompt = self._fit_prompt(llama, request)
         # In chunks, each evaluated after the cached prefix (generate() keeps it): a close
         # waits for one chunk, not for the whole few-shot block.
